@@ -1,0 +1,276 @@
+/**
+ * Pool configuration: the schema, its defaults, validation into one clear issue per problem, and
+ * redaction. Validation never echoes a secret: issues about `password` or `connectionString` carry a
+ * redacted value.
+ */
+import { z } from 'zod';
+import { bool, int, ms, nonEmptyStr, str, zodIssues } from './config-schema.js';
+import { InvalidConfigError } from './errors.js';
+import { safeDecode, stripUndefined } from './object-utils.js';
+
+/** TLS settings passed to `pg` as is. */
+export interface TlsConfig {
+  rejectUnauthorized?: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+}
+
+/** Where a pool connects: a URL, or the parts. */
+export interface ConnectionConfig {
+  connectionString?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  ssl?: boolean | TlsConfig;
+}
+
+/** Settings of one pool. Every field but `connection` has a default (see {@link POOL_DEFAULTS}). */
+export interface PoolConfig {
+  connection: ConnectionConfig;
+  /** Connections kept open even when idle (default 2, or max when max is smaller). */
+  min?: number;
+  /** Most connections open at once. */
+  max?: number;
+  /** How long `acquire` (and so `query`) waits for a connection before ACQUIRE_TIMEOUT. */
+  acquireTimeoutMs?: number;
+  /** Longest a single query may run before QUERY_TIMEOUT; 0 disables. */
+  queryTimeoutMs?: number;
+  /** Idle connections above `min` are closed after this long; 0 never. */
+  idleTimeoutMs?: number;
+  /** Connections are retired after this long (minus up to 10 % jitter); 0 never. */
+  maxLifetimeMs?: number;
+  /** Callers allowed to wait; beyond it acquire fails at once with QUEUE_FULL. */
+  maxWaitingClients?: number;
+  /** Run `SELECT 1` on a connection idle for more than a second before lending it. */
+  validateOnBorrow?: boolean;
+  /** Report a loan held longer than this (with the stack that took it); 0 off. */
+  leakDetectionThresholdMs?: number;
+  /** Take back a loan held longer than this; 0 off. */
+  leakReclaimMs?: number;
+  /** Queries slower than this go to the slow-query log. */
+  slowQueryThresholdMs?: number;
+  /** Rolling window of the in-process metrics (rates, percentiles). */
+  metricsWindowMs?: number;
+  /** Another pool id, or a connection, to fail over to. */
+  backup?: string | ConnectionConfig;
+  /** `application_name` shown in `pg_stat_activity`; default `db-pool-otel:<poolId>`. */
+  applicationName?: string;
+  /** Read-only replicas: `query(..., { readOnly: true })` and read-only transactions go there. */
+  readReplicas?: ConnectionConfig[];
+  /**
+   * The server is a transaction-mode pooler (PgBouncer): named prepared statements are sent unnamed,
+   * since the next statement may reach another server connection.
+   */
+  transactionPooling?: boolean;
+}
+
+/** A config with every default filled in. */
+export type ResolvedPoolConfig = Required<Omit<PoolConfig, 'backup' | 'applicationName' | 'readReplicas'>> &
+  Pick<PoolConfig, 'backup' | 'readReplicas'> & { applicationName: string };
+
+/** Defaults chosen for a production service; the README documents each. */
+export const POOL_DEFAULTS = {
+  min: 2,
+  max: 10,
+  acquireTimeoutMs: 10_000,
+  queryTimeoutMs: 30_000,
+  idleTimeoutMs: 600_000,
+  maxLifetimeMs: 1_800_000,
+  maxWaitingClients: 10_000,
+  validateOnBorrow: false,
+  leakDetectionThresholdMs: 0,
+  leakReclaimMs: 0,
+  slowQueryThresholdMs: 1_000,
+  metricsWindowMs: 60_000,
+  transactionPooling: false,
+} as const satisfies Partial<PoolConfig>;
+
+const HOUR = 3_600_000;
+
+const tlsSchema = z.strictObject({
+  rejectUnauthorized: z.boolean().optional(),
+  ca: z.string().optional(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+  servername: z.string().optional(),
+});
+
+const connectionSchema = z
+  .strictObject({
+    connectionString: str()
+      .refine(isPostgresUrl, { error: 'must be a postgres:// or postgresql:// URL' })
+      .optional(),
+    host: nonEmptyStr().optional(),
+    port: int(1, 65_535).optional(),
+    user: nonEmptyStr().optional(),
+    password: str().optional(),
+    database: nonEmptyStr().optional(),
+    ssl: z.union([z.boolean(), tlsSchema], { error: 'must be true, false or TLS options' }).optional(),
+  }, { error: 'must be an object with connectionString or host' })
+  .refine((c) => c.connectionString !== undefined || c.host !== undefined, {
+    error: 'needs connectionString or host',
+  });
+
+const poolIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+
+const poolSchema = z
+  .strictObject({
+    connection: connectionSchema,
+    min: int(0, 10_000).optional(),
+    max: int(1, 10_000).optional(),
+    acquireTimeoutMs: ms(1, HOUR).optional(),
+    queryTimeoutMs: ms(0, 24 * HOUR).optional(),
+    idleTimeoutMs: ms(0, 24 * HOUR).optional(),
+    maxLifetimeMs: ms(0, 7 * 24 * HOUR)
+      .refine((v) => v === 0 || v >= 1_000, { error: 'must be 0 (never) or at least 1000 (milliseconds)' })
+      .optional(),
+    maxWaitingClients: int(0, 10_000_000).optional(),
+    validateOnBorrow: bool().optional(),
+    leakDetectionThresholdMs: ms(0, 24 * HOUR).optional(),
+    leakReclaimMs: ms(0, 24 * HOUR).optional(),
+    slowQueryThresholdMs: ms(0, 24 * HOUR).optional(),
+    metricsWindowMs: ms(1_000, HOUR).optional(),
+    backup: z
+      .union([z.string().regex(poolIdPattern), connectionSchema], {
+        error: 'must be a pool id or a connection object',
+      })
+      .optional(),
+    applicationName: str()
+      .max(63, { error: 'must be at most 63 characters (PostgreSQL truncates longer names)' })
+      .optional(),
+    readReplicas: z.array(connectionSchema, { error: 'must be a list of connections' }).optional(),
+    transactionPooling: bool().optional(),
+  }, { error: 'must be an object' })
+  .superRefine((c, ctx) => {
+    const max = c.max ?? POOL_DEFAULTS.max;
+    if (c.min !== undefined && c.min > max && max >= 1) {
+      ctx.addIssue({ code: 'custom', path: ['min'], message: `must not exceed max (${max})` });
+    }
+    const detect = c.leakDetectionThresholdMs ?? 0;
+    const reclaim = c.leakReclaimMs ?? 0;
+    if (detect > 0 && reclaim > 0 && reclaim < detect) {
+      ctx.addIssue({ code: 'custom', path: ['leakReclaimMs'], message: 'must be at least leakDetectionThresholdMs, so a leak is reported before it is reclaimed' });
+    }
+  });
+
+const SECRET_KEYS = new Set(['password', 'connectionString']);
+
+/** Every setting of a pool config. */
+export const POOL_SETTINGS: readonly string[] = Object.keys(poolSchema.shape);
+
+function isPostgresUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
+  } catch {
+    return false;
+  }
+}
+
+/** Checks a pool id: 1-64 characters of letters, digits, `_ . : -`, starting with a letter or digit. */
+export function validatePoolId(poolId: unknown): asserts poolId is string {
+  if (typeof poolId !== 'string' || !poolIdPattern.test(poolId)) {
+    throw new InvalidConfigError([
+      {
+        path: 'poolId',
+        value: poolId,
+        rule: 'must be 1-64 characters of letters, digits, "_", ".", ":" or "-", starting with a letter or digit',
+      },
+    ]);
+  }
+}
+
+/**
+ * Validates a pool config and fills in defaults. Throws {@link InvalidConfigError} listing every
+ * problem (never a secret value).
+ *
+ * @example
+ * const cfg = resolvePoolConfig({ connection: { connectionString: process.env.DATABASE_URL }, max: 20 }, 'main');
+ */
+export function resolvePoolConfig(input: unknown, poolId: string, pathPrefix = ''): ResolvedPoolConfig {
+  const parsed = poolSchema.safeParse(input);
+  if (!parsed.success) {
+    const issues = zodIssues(parsed.error.issues, input, { prefix: pathPrefix, known: POOL_SETTINGS, redact: redactAt });
+    throw new InvalidConfigError(issues, `pool "${poolId}"`);
+  }
+  const c = parsed.data as PoolConfig;
+  return {
+    ...POOL_DEFAULTS,
+    ...stripUndefined(c),
+    connection: { ...c.connection },
+    // The default min never exceeds a small max the user chose.
+    min: c.min ?? Math.min(POOL_DEFAULTS.min, c.max ?? POOL_DEFAULTS.max),
+    applicationName: c.applicationName ?? `db-pool-otel:${poolId}`.slice(0, 63),
+  } as ResolvedPoolConfig;
+}
+
+/**
+ * Validates a partial update against the current config; returns the merged config or throws
+ * {@link InvalidConfigError}. The current config is not touched.
+ */
+export function mergePoolConfig(current: ResolvedPoolConfig, patch: unknown, poolId: string): ResolvedPoolConfig {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) {
+    throw new InvalidConfigError([{ path: 'patch', value: patch, rule: 'must be an object of pool settings' }], `pool "${poolId}"`);
+  }
+  return resolvePoolConfig({ ...current, ...(patch as object) }, poolId);
+}
+
+function redactAt(path: readonly string[], value: unknown): unknown {
+  if (value === undefined) return undefined;
+  const last = path[path.length - 1];
+  if (last === 'password') return REDACTED;
+  if (last === 'connectionString') return typeof value === 'string' ? redactUrl(value) : REDACTED;
+  if (value !== null && typeof value === 'object') return redactDeep(value);
+  return value;
+}
+
+/** The placeholder that replaces secrets wherever config is shown. */
+export const REDACTED = '[REDACTED]';
+
+/** Replaces the password of a connection URL; an unparsable URL is hidden whole. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = REDACTED;
+    for (const key of [...u.searchParams.keys()]) {
+      if (/pass|secret|key/i.test(key)) u.searchParams.set(key, REDACTED);
+    }
+    return u.toString().replace(encodeURIComponent(REDACTED), REDACTED);
+  } catch {
+    return REDACTED;
+  }
+}
+
+/** A deep copy with passwords and URL passwords replaced by `[REDACTED]`. */
+export function redactDeep<T>(value: T): T {
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v)) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (SECRET_KEYS.has(k) && typeof v === 'string') out[k] = k === 'connectionString' ? redactUrl(v) : REDACTED;
+    else if (k === 'key' && typeof v === 'string') out[k] = REDACTED;
+    else out[k] = redactDeep(v);
+  }
+  return out as T;
+}
+
+/** Every secret string in a connection (password, URL password), for scrubbing driver messages. */
+export function secretsOf(connection: ConnectionConfig): string[] {
+  const out: string[] = [];
+  if (connection.password) out.push(connection.password);
+  if (connection.connectionString) {
+    try {
+      const u = new URL(connection.connectionString);
+      if (u.password) out.push(u.password, safeDecode(u.password));
+    } catch {
+      out.push(connection.connectionString);
+    }
+  }
+  return out.filter((s) => s.length > 0);
+}
+
+

@@ -1,0 +1,42 @@
+/**
+ * db-pool-otel: named PostgreSQL pools (generic-pool + pg) that on-call engineers can see into.
+ * The OpenTelemetry side lives in `db-pool-otel/instrumentation`.
+ */
+export { DatabasePool } from './database-pool.js';
+export type { DatabasePoolOptions, DatabasePoolEvents, IsolationLevel, QueryOptions, TransactionOptions } from './database-pool.js';
+export { PooledConnection } from './pooled-connection.js';
+export type { QueryInput, QueryResult } from './pooled-connection.js';
+export type { ConnectionInfo, LeakReport, PoolStatus } from './managed-pool.js';
+export { DetailedMetrics, PoolMetrics, QueryMetrics } from './metrics.js';
+export type { PoolTotals } from './metrics.js';
+export type { SlowQuery } from './stats/slow-query-log.js';
+export type { StatementStats } from './stats/statement-stats.js';
+export { POOL_DEFAULTS, REDACTED, redactDeep, redactUrl, resolvePoolConfig } from './config.js';
+export type { ConnectionConfig, PoolConfig, ResolvedPoolConfig, TlsConfig } from './config.js';
+export { loadConfigFile } from './config-file.js';
+export type { ConfigFileContents } from './config-file.js';
+export * from './errors.js';
+export * from './channels.js';
+export { livePoolStatuses } from './registry.js';
+export { describeQuery, fingerprintSql, sanitizeSql } from './sql.js';
+export type { QueryDescription } from './sql.js';
+export { activeTraceId, setTraceIdProvider } from './trace-context.js';
+export type { DeepHealthReport, HealthCheckItem, HealthOptions, HealthReport } from './health.js';
+export type { LeakDiagnosis, PerformanceDiagnosis, PerformanceIssue, Severity } from './diagnosis.js';
+export { AUTO_TUNE_DEFAULTS } from './tuning.js';
+export type { AutoTuneOptions, PoolSizeDecision, TimeoutDecision } from './tuning.js';
+export { RECOVERY_DEFAULTS } from './failover.js';
+export type { RecoveryOptions } from './failover.js';
+export { knexConfig, type KnexAfterCreate, type KnexConfigOptions } from './adapters/knex-config.js';
+export { pgPool, PgCompatiblePool } from './adapters/pg-pool.js';
+export { AlertHandler, alertDedupKey, EMERGENCY_MAX_CONNECTIONS } from './alerts/alert-handler.js';
+export type { AlertContext, AlertHandlerOptions, LeakedConnectionInfo, PoolActions, ResolvedAlert, ScaleResult } from './alerts/alert-handler.js';
+export { AlertEvaluator, ALERT_EVALUATOR_DEFAULTS, ALERT_RULE_DEFAULTS } from './alerts/alert-evaluator.js';
+export type { ActiveAlert, AlertEvaluatorOptions, AlertMetrics, AlertRuleName, AlertRuleOptions, AlertSource } from './alerts/alert-evaluator.js';
+export type { Alert, AlertKind, AlertLevel, ChannelDelivery, ChannelType, DeliveryReport, SendAlertOptions } from './alerts/types.js';
+export { DEFAULT_PAGERDUTY_EVENTS_URL, RETRY_DEFAULTS } from './alerts/channel-config.js';
+export type { ChannelConfig, EmailChannelConfig, PagerDutyChannelConfig, RetryOptions, SlackChannelConfig, SmtpConfig, WebhookChannelConfig } from './alerts/channel-config.js';
+export { startAdminServer } from './admin/admin-server.js';
+export { ADMIN_ROUTES } from './admin/routes.js';
+export { DEFAULT_ADMIN_PORT } from './admin/protocol.js';
+export type { AdminServer, AdminServerOptions } from './admin/admin-server.js';

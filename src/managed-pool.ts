@@ -1,0 +1,916 @@
+/**
+ * One named pool: a generic-pool pool of `pg` connections, plus what generic-pool lacks — paced
+ * reconnects whose failure reaches waiters, loans that can be released only once, connections
+ * that are never reused after an error or inside a transaction, timeouts that describe the pool,
+ * in-process metrics, slow-query and leak reports, live resizing, and the `db-pool:*` channels.
+ */
+import { createPool, type Pool as GenericPool } from 'generic-pool';
+import type pg from 'pg';
+import {
+  acquireChannel,
+  leakChannel,
+  poolChannel,
+  queryChannel,
+  releaseChannel,
+  slowQueryChannel,
+  tracingActive,
+  type AcquireMessage,
+  type LeakMessage,
+  type PoolEventMessage,
+  type QueryMessage,
+  type ReleaseMessage,
+  type SlowQueryMessage,
+} from './channels.js';
+import { redactDeep, type ResolvedPoolConfig } from './config.js';
+import { Connection, isConnectionLevelError, sqlStateOf } from './connection.js';
+import { ConnectionFactory } from './connection-factory.js';
+import {
+  AcquireTimeoutError,
+  CircuitOpenError,
+  ConnectionFailedError,
+  PoolClosedError,
+  QueryTimeoutError,
+  QueueFullError,
+  type PoolState,
+} from './errors.js';
+import { evictNow, installEvictor, refreshTables, setLimits, stopEvictor, withdrawQueuedRequests } from './generic-pool-internals.js';
+import { LeakDetector } from './leak-detector.js';
+import { DetailedMetrics, PoolMetrics, QueryMetrics } from './metrics.js';
+import { PooledConnection, type LoanOwner, type QueryInput, type QueryResult } from './pooled-connection.js';
+import { describeQuery } from './sql.js';
+import { PoolStats } from './stats/pool-stats.js';
+import { failureSummary, type SlowQuery } from './stats/slow-query-log.js';
+import type { WindowSummary } from './stats/windowed-histogram.js';
+import { activeTraceId } from './trace-context.js';
+
+/** A live snapshot of a pool's connections and callers. */
+export interface PoolStatus extends PoolState {
+  poolId: string;
+  min: number;
+  /** Connections being opened (including ones waiting out a reconnect backoff). */
+  pendingCreates: number;
+  /** Connect attempts and failures since the pool was created. */
+  connectAttempts: number;
+  connectFailures: number;
+  /** Message of the last connect failure, cleared by a success. */
+  lastConnectError: string | undefined;
+  /** Circuit breaker: 'open' fails calls at once with CIRCUIT_OPEN while the server is unreachable. */
+  circuit: 'closed' | 'open' | 'half-open';
+  closed: boolean;
+}
+
+/** One connection as `getConnectionDetails` shows it. */
+export interface ConnectionInfo {
+  id: number;
+  /** 'active' (lent), 'idle', or 'broken' (closing). */
+  state: 'active' | 'idle' | 'broken';
+  /** PostgreSQL backend pid. */
+  processId: number | undefined;
+  createdAt: string;
+  /** How long the current loan has lasted (0 when idle). */
+  activeDurationMs: number;
+  useCount: number;
+  /** The last statement, sanitized. */
+  lastQuery: string | undefined;
+  /** Stack of the code holding it, when leak detection is on. */
+  stackTrace?: string;
+  /** Trace id active when it was acquired, when a tracer is registered. */
+  traceId?: string;
+  loanId?: number;
+}
+
+/** A loan reported by leak detection. */
+export interface LeakReport extends LeakMessage {}
+
+/** Callbacks from a pool to its owner. */
+export interface PoolHooks {
+  onConnectionError?(poolId: string, connectionId: number, error: Error | undefined): void;
+  onLeak?(report: LeakReport): void;
+  onSlowQuery?(report: SlowQueryMessage): void;
+  /** A connect failed while the pool holds no connection: the server looks unreachable. */
+  onUnreachable?(err: Error): void;
+}
+
+/** How a pool behaves when its server is unreachable. */
+export interface FailureBehaviour {
+  /**
+   * Fail waiting callers at once with CONNECTION_FAILED when a connect fails and the pool holds no
+   * connection. Off for pools with a backup: their callers wait for the failover instead.
+   */
+  failFast: boolean;
+  /** Open the circuit after this many consecutive connect failures with no connection; 0 never. */
+  circuitThreshold: number;
+  /** An open circuit lets one call through (half-open) after this long. */
+  circuitResetMs: number;
+}
+
+const DEFAULT_BEHAVIOUR: FailureBehaviour = { failFast: true, circuitThreshold: 0, circuitResetMs: 1_000 };
+
+interface Waiter {
+  /** Fail this caller on a connect failure even when the pool keeps callers waiting (probes). */
+  failFast: boolean;
+  /** When it times out with ACQUIRE_TIMEOUT (performance.now() time). */
+  deadline: number;
+  resolve(loan: PooledConnection): void;
+  reject(err: Error): void;
+  /** The generic-pool request behind it, to withdraw it when the caller is failed or moved. */
+  request?: Promise<Connection>;
+  /** Links of the waiter list. */
+  prev: Waiter | undefined;
+  next: Waiter | undefined;
+  /** In the list, i.e. not yet served, failed or moved: whoever takes it off the list settles it. */
+  queued: boolean;
+}
+
+/**
+ * The callers waiting for a connection, oldest first, as a list linked through the waiters
+ * themselves. Not a Set: an entry added and deleted on every acquire makes V8 rehash the Set's
+ * table every few operations, and once that table has been promoted to the old generation
+ * (the pool sat idle through two young-generation collections) each rehash allocates there,
+ * turning steady load into back-to-back full collections.
+ */
+class WaiterList implements Iterable<Waiter> {
+  #head: Waiter | undefined;
+  #tail: Waiter | undefined;
+  size = 0;
+
+  add(w: Waiter): void {
+    w.prev = this.#tail;
+    w.next = undefined;
+    if (this.#tail) this.#tail.next = w;
+    else this.#head = w;
+    this.#tail = w;
+    w.queued = true;
+    this.size++;
+  }
+
+  delete(w: Waiter): void {
+    if (!w.queued) return;
+    if (w.prev) w.prev.next = w.next;
+    else this.#head = w.next;
+    if (w.next) w.next.prev = w.prev;
+    else this.#tail = w.prev;
+    w.prev = w.next = undefined;
+    w.queued = false;
+    this.size--;
+  }
+
+  /** Oldest first; the current waiter may be deleted during the iteration. */
+  *[Symbol.iterator](): Iterator<Waiter> {
+    for (let w = this.#head; w; ) {
+      const next = w.next;
+      yield w;
+      w = next;
+    }
+  }
+}
+
+/** The pool's state and its two windows, read at one instant for a metrics object. */
+interface MetricsSnapshot {
+  now: number;
+  s: PoolStatus;
+  acquire: WindowSummary;
+  q: WindowSummary;
+}
+
+let nextLoanId = 1;
+const EVICTION_INTERVAL_MS = 5_000;
+/** A timer can fire this much before its deadline (millisecond rounding): still on time. */
+const TIMER_SLACK_MS = 1;
+/** How often generic-pool's per-borrow tables get fresh copies (see refreshTables). */
+const TABLE_REFRESH_MS = 1_000;
+/** First stack frame outside this package: where the caller took the connection. */
+const OWN_DIR = ownDirectory();
+
+export class ManagedPool implements LoanOwner {
+  #config: ResolvedPoolConfig;
+  readonly #factory: ConnectionFactory;
+  readonly #gpool: GenericPool<Connection>;
+  readonly #waiters = new WaiterList();
+  readonly #leaks: LeakDetector;
+  #stats: PoolStats;
+  #closing: Promise<void> | undefined;
+  /** Set during cleanupPool: the evictor closes every idle connection. */
+  #evictAllIdle = false;
+  readonly #behaviour: FailureBehaviour;
+  #circuit: 'closed' | 'open' | 'half-open' = 'closed';
+  #circuitOpenedAt = 0;
+  /**
+   * Acquire timeouts: one timer per pool, set for the earliest deadline of the waiting callers,
+   * instead of generic-pool's timer per acquire (set and cleared even when a connection is free).
+   */
+  #timeoutTimer: NodeJS.Timeout | undefined;
+  #timeoutAt = Infinity;
+  readonly #tableTimer: NodeJS.Timeout;
+
+  constructor(
+    readonly poolId: string,
+    config: ResolvedPoolConfig,
+    private readonly hooks: PoolHooks = {},
+    /** Carried over from the pool this one replaces (restartPool), so history survives a restart. */
+    stats?: PoolStats,
+    behaviour: FailureBehaviour = DEFAULT_BEHAVIOUR,
+  ) {
+    this.#config = config;
+    this.#behaviour = behaviour;
+    this.#stats = stats ? stats.withWindow(config.metricsWindowMs) : new PoolStats(config.metricsWindowMs);
+    this.#factory = new ConnectionFactory(poolId, config, {
+      onCreateFailure: (err) => this.#onCreateFailure(err),
+      onCreateSuccess: () => this.#closeCircuit(),
+      onBroken: (conn, err) => this.hooks.onConnectionError?.(poolId, conn.id, err),
+    });
+    this.#gpool = createPool(this.#factory, {
+      min: config.min,
+      max: config.max,
+      maxWaitingClients: config.maxWaitingClients,
+      // No acquireTimeoutMillis: the pool times waiters out itself (#expireWaiters).
+      testOnBorrow: true,
+      evictionRunIntervalMillis: EVICTION_INTERVAL_MS,
+      numTestsPerEvictionRun: Math.max(3, config.max),
+      autostart: true,
+    });
+    installEvictor<Connection>(this.#gpool, (pooled, available) => this.#shouldEvict(pooled.obj, pooled.lastIdleTime, available));
+    // generic-pool reports these as events too; they are handled in the factory.
+    this.#gpool.on('factoryCreateError', () => {});
+    this.#gpool.on('factoryDestroyError', () => {});
+    this.#leaks = new LeakDetector({
+      loans: () => this.loans(),
+      onSuspected: (loan, held) => this.#reportLeak(loan, held, 'suspected'),
+      onReclaim: (loan, held) => this.#reclaim(loan, held),
+    });
+    this.#leaks.configure(config.leakDetectionThresholdMs, config.leakReclaimMs);
+    this.#tableTimer = setInterval(() => refreshTables(this.#gpool), TABLE_REFRESH_MS);
+    this.#tableTimer.unref();
+  }
+
+  /** The validated config in force (with secrets; use {@link redactedConfig} to show it). */
+  get config(): ResolvedPoolConfig {
+    return this.#config;
+  }
+
+  /** @internal The measurements, handed to the pool that replaces this one. */
+  get stats(): PoolStats {
+    return this.#stats;
+  }
+
+  redactedConfig(): ResolvedPoolConfig {
+    return redactDeep(this.#config);
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  status(): PoolStatus {
+    const g = this.#gpool;
+    return {
+      poolId: this.poolId,
+      ...this.#state(),
+      min: g.min,
+      pendingCreates: this.#factory.pendingCreates,
+      connectAttempts: this.#factory.attempts,
+      connectFailures: this.#factory.failures,
+      lastConnectError: this.#factory.lastError?.message,
+      circuit: this.#circuit,
+      closed: this.closed,
+    };
+  }
+
+  /** Loans currently out. */
+  *loans(): IterableIterator<PooledConnection> {
+    // Each lent connection holds its loan: no per-loan Map entry (see WaiterList for why).
+    for (const conn of this.#factory.connections) if (conn.loan) yield conn.loan;
+  }
+
+  // ---------------------------------------------------------------- acquire
+
+  /**
+   * Lends a connection: an idle one, a new one, or the next one released, in FIFO order. Rejects
+   * with ACQUIRE_TIMEOUT (carrying the pool state and the last connect error), QUEUE_FULL,
+   * CONNECTION_FAILED (the server cannot be reached and the pool has no connection) or POOL_CLOSED.
+   */
+  acquire(options?: { failFast?: boolean }): Promise<PooledConnection> {
+    if (this.#closing) return Promise.reject(new PoolClosedError(this.poolId));
+    const failFast = options?.failFast ?? false;
+    if (this.#circuit !== 'closed' && !this.#passCircuit()) {
+      return Promise.reject(new CircuitOpenError(this.poolId, this.#factory.lastError));
+    }
+    const stack = this.#leaks.capturesStacks ? callerStack() : undefined;
+    if (!tracingActive(acquireChannel)) return this.#acquire(undefined, stack, failFast);
+    const msg: AcquireMessage = {
+      poolId: this.poolId,
+      pendingAtStart: this.#waiters.size,
+      mustWait: this.#gpool.available === 0,
+    };
+    return acquireChannel.tracePromise(() => this.#acquire(msg, stack, failFast), msg);
+  }
+
+  #acquire(msg: AcquireMessage | undefined, stack: string | undefined, failFast: boolean): Promise<PooledConnection> {
+    const started = performance.now();
+    // Wall-clock start only for the channel message (servedByLoanId compares it with returnedAt).
+    const startedAt = msg ? Date.now() : 0;
+    const traceId = stack !== undefined ? activeTraceId() : undefined;
+    return new Promise<PooledConnection>((resolve, reject) => {
+      const waiter: Waiter = {
+        failFast,
+        deadline: started + this.#config.acquireTimeoutMs,
+        resolve,
+        reject,
+        request: undefined,
+        prev: undefined,
+        next: undefined,
+        queued: false,
+      };
+      this.#waiters.add(waiter);
+      if (waiter.deadline < this.#timeoutAt) this.#armTimeouts(waiter.deadline, started);
+      waiter.request = this.#gpool.acquire();
+      waiter.request.then(
+        (conn) => {
+          if (!waiter.queued) {
+            // Its caller was already failed or moved: put the connection straight back.
+            this.#gpool.release(conn).catch(() => {});
+            return;
+          }
+          this.#waiters.delete(waiter);
+          resolve(this.#lend(conn, started, startedAt, msg, stack, traceId));
+        },
+        (err: Error) => {
+          if (!waiter.queued) return;
+          const state = this.#state();
+          this.#waiters.delete(waiter);
+          reject(this.#acquireError(err, state));
+        },
+      );
+    });
+  }
+
+  #lend(
+    conn: Connection,
+    started: number,
+    startedAt: number,
+    msg: AcquireMessage | undefined,
+    stack: string | undefined,
+    traceId: string | undefined,
+  ): PooledConnection {
+    const loanId = nextLoanId++;
+    const now = performance.now();
+    const waitMs = now - started;
+    this.#stats.acquire.record(waitMs, false, now);
+    this.#stats.totals.acquires++;
+    if (msg) {
+      msg.connectionId = conn.id;
+      msg.loanId = loanId;
+      msg.waitMs = waitMs;
+      // Served by a connection someone released while we waited: remember whom we waited behind.
+      if (msg.mustWait && conn.loanId !== 0 && conn.returnedAt >= startedAt) msg.servedByLoanId = conn.loanId;
+    }
+    conn.loanId = loanId;
+    conn.useCount++;
+    const loan = new PooledConnection(this, conn, loanId, Date.now(), stack, traceId);
+    conn.loan = loan;
+    return loan;
+  }
+
+  #state(): PoolState {
+    const g = this.#gpool;
+    return { total: g.size, active: g.borrowed, idle: g.available, waiting: this.#waiters.size, max: g.max };
+  }
+
+  #acquireError(err: Error, state: PoolState): Error {
+    if (err.name === 'TimeoutError') return this.#timeoutError(state);
+    if (err.message === 'max waitingClients count exceeded') return new QueueFullError(this.poolId, state.waiting);
+    if (err.message === 'pool is draining and cannot accept work') return new PoolClosedError(this.poolId);
+    return err;
+  }
+
+  #timeoutError(state: PoolState): AcquireTimeoutError {
+    this.#stats.acquireTimeouts.add();
+    this.#stats.totals.acquireTimeouts++;
+    const cause = this.#factory.backoff.failures > 0 ? this.#factory.lastError : undefined;
+    return new AcquireTimeoutError(this.poolId, this.#config.acquireTimeoutMs, state, cause);
+  }
+
+  #armTimeouts(at: number, now: number): void {
+    if (this.#timeoutTimer !== undefined) clearTimeout(this.#timeoutTimer);
+    this.#timeoutAt = at;
+    this.#timeoutTimer = setTimeout(() => this.#expireWaiters(), Math.max(0, Math.ceil(at - now)));
+  }
+
+  /**
+   * The timeout timer fired: callers waiting past their deadline fail with ACQUIRE_TIMEOUT (their
+   * requests leave generic-pool's queue); the timer is set again for the next deadline, if any.
+   */
+  #expireWaiters(): void {
+    this.#timeoutTimer = undefined;
+    this.#timeoutAt = Infinity;
+    const now = performance.now();
+    const expired: Waiter[] = [];
+    let next = Infinity;
+    for (const w of this.#waiters) {
+      if (w.deadline <= now + TIMER_SLACK_MS) expired.push(w);
+      else if (w.deadline < next) next = w.deadline;
+    }
+    if (expired.length > 0) {
+      // The state as the expired callers saw it: they still count as waiting.
+      const state = this.#state();
+      for (const w of this.#takeWaiters(expired)) w.reject(this.#timeoutError(state));
+    }
+    if (next !== Infinity) this.#armTimeouts(next, now);
+  }
+
+  /**
+   * A connect failed. When the pool holds no connection at all, nobody waiting can be served until
+   * the server is back: fail them now with the cause instead of letting them wait out the timeout.
+   */
+  #onCreateFailure(err: Error): void {
+    const live = this.#gpool.size - this.#factory.pendingCreates;
+    if (live > 0) return;
+    const b = this.#behaviour;
+    if (b.circuitThreshold > 0 && this.#factory.backoff.failures >= b.circuitThreshold && this.#circuit !== 'open') {
+      this.#circuit = 'open';
+      this.#circuitOpenedAt = Date.now();
+      this.#stats.totals.circuitOpens++;
+      this.publish('circuit-open', { error: err.message });
+    }
+    if (this.#circuit === 'half-open') {
+      // The trial call failed: open again for another reset period.
+      this.#circuit = 'open';
+      this.#circuitOpenedAt = Date.now();
+    }
+    if (this.#waiters.size > 0) {
+      const failure =
+        this.#circuit === 'open'
+          ? new CircuitOpenError(this.poolId, err)
+          : new ConnectionFailedError(this.poolId, this.#target(), this.#factory.attempts, err);
+      this.#failWaiters(failure, b.failFast ? undefined : (w) => w.failFast);
+    }
+    this.hooks.onUnreachable?.(err);
+  }
+
+  /** In an open circuit, one call goes through after `circuitResetMs` (half-open) to try the server. */
+  #passCircuit(): boolean {
+    if (this.#circuit === 'open' && Date.now() - this.#circuitOpenedAt >= this.#behaviour.circuitResetMs) {
+      this.#circuit = 'half-open';
+      return true;
+    }
+    return false;
+  }
+
+  #closeCircuit(): void {
+    if (this.#circuit === 'closed') return;
+    this.#circuit = 'closed';
+    this.publish('circuit-closed');
+  }
+
+  /**
+   * Takes these waiters off the list (they are the caller's to settle now) and their requests out
+   * of generic-pool's queue; a request served anyway is handed straight back (see #acquire).
+   */
+  #takeWaiters(waiters: Iterable<Waiter>): Waiter[] {
+    const taken: Waiter[] = [];
+    const requests = new Set<Promise<unknown>>();
+    for (const w of waiters) {
+      this.#waiters.delete(w);
+      if (w.request) requests.add(w.request);
+      taken.push(w);
+    }
+    withdrawQueuedRequests(this.#gpool, requests);
+    return taken;
+  }
+
+  /** Fails waiting callers (all, or those `which` picks). */
+  #failWaiters(err: Error, which?: (w: Waiter) => boolean): void {
+    const picked = which ? [...this.#waiters].filter(which) : [...this.#waiters];
+    for (const w of this.#takeWaiters(picked)) w.reject(err);
+  }
+
+  /**
+   * Hands every waiting caller to `next` (restartPool): they are served by the new pool instead of
+   * waiting for this one to drain.
+   */
+  transferWaitersTo(next: ManagedPool): number {
+    const moved = this.#takeWaiters([...this.#waiters]);
+    for (const w of moved) next.acquire().then(w.resolve, w.reject);
+    return moved.length;
+  }
+
+  #target(): string {
+    const s = this.#factory.server;
+    return `${s.serverAddress}:${s.serverPort}${s.database ? `/${s.database}` : ''}`;
+  }
+
+  // ---------------------------------------------------------------- release
+
+  /** @internal Called by {@link PooledConnection.release}. */
+  releaseLoan(loan: PooledConnection, err: Error | boolean | undefined): void {
+    const conn = loan.connection;
+    if (conn.loan === loan) conn.loan = undefined;
+    const now = Date.now();
+    conn.returnedAt = now;
+    let reason: string | undefined;
+    if (err) {
+      reason = 'error';
+    } else {
+      const r = conn.reusable(now);
+      if (!r.ok) reason = r.reason;
+      // Shrunk below its size: close surplus connections as they come back.
+      else if (this.#gpool.size > this.#config.max) reason = 'resized';
+    }
+    this.#stats.holds.record(now - loan.acquiredAt);
+    this.#publishRelease(loan, now, reason);
+    if (reason) this.#gpool.destroy(conn).catch(() => {});
+    else this.#gpool.release(conn).catch(() => {});
+  }
+
+  #publishRelease(loan: PooledConnection, now: number, reason: string | undefined): void {
+    if (!releaseChannel.hasSubscribers) return;
+    const msg: ReleaseMessage = {
+      poolId: this.poolId,
+      connectionId: loan.connection.id,
+      loanId: loan.id,
+      useMs: now - loan.acquiredAt,
+      destroyed: reason !== undefined,
+      reason,
+    };
+    releaseChannel.publish(msg);
+  }
+
+  // ---------------------------------------------------------------- query
+
+  /** @internal Called by {@link PooledConnection.query}. */
+  async runQuery<R extends pg.QueryResultRow>(loan: PooledConnection, input: QueryInput, values?: unknown[]): Promise<QueryResult<R>> {
+    if (!tracingActive(queryChannel)) return this.#send<R>(loan.connection, input, values, undefined);
+    const s = this.#factory.server;
+    const msg: QueryMessage = {
+      poolId: this.poolId,
+      connectionId: loan.connection.id,
+      loanId: loan.id,
+      text: typeof input === 'string' ? input : input.text,
+      valuesCount: values?.length ?? (typeof input === 'string' ? 0 : (input.values?.length ?? 0)),
+      serverAddress: s.serverAddress,
+      serverPort: s.serverPort,
+      database: s.database,
+    };
+    return queryChannel.tracePromise(() => this.#send<R>(loan.connection, input, values, msg), msg);
+  }
+
+  async #send<R extends pg.QueryResultRow>(
+    conn: Connection,
+    input: QueryInput,
+    values: unknown[] | undefined,
+    msg: QueryMessage | undefined,
+  ): Promise<QueryResult<R>> {
+    const text = typeof input === 'string' ? input : input.text;
+    conn.lastQueryText = text;
+    const timeoutMs = this.#config.queryTimeoutMs;
+    const started = performance.now();
+    // Behind a transaction pooler the next statement may reach another server session, where a
+    // statement prepared by name does not exist: send it unnamed (parsed each time, still bound).
+    const sent = this.#config.transactionPooling && typeof input === 'object' && input.name ? { ...input, name: undefined } : input;
+    const pending = conn.client.query<R>(sent as pg.QueryConfig, values);
+    try {
+      const res = timeoutMs > 0 ? await this.#withTimeout(conn, pending, timeoutMs) : await pending;
+      this.#recordQuery(conn, text, started, undefined);
+      if (msg) {
+        msg.rowCount = res.rowCount;
+        msg.command = res.command;
+      }
+      return res;
+    } catch (err) {
+      if (!(err instanceof QueryTimeoutError) && isConnectionLevelError(err)) conn.markBroken('error');
+      const sqlState = sqlStateOf(err);
+      this.#recordQuery(conn, text, started, err, sqlState);
+      if (msg && sqlState) msg.sqlState = sqlState;
+      throw err;
+    }
+  }
+
+  #recordQuery(conn: Connection, text: string, started: number, err: unknown, sqlState?: string): void {
+    const now = performance.now();
+    const ms = now - started;
+    const failed = err !== undefined;
+    const stats = this.#stats;
+    stats.queries.record(ms, failed, now);
+    stats.totals.queries++;
+    const d = describeQuery(text);
+    stats.statements.record(d.fingerprint, d.sanitized, ms, failed);
+    if (failed) {
+      stats.totals.errors++;
+      stats.countError(sqlState ?? (err as { code?: string }).code ?? 'unknown');
+    }
+    const threshold = this.#config.slowQueryThresholdMs;
+    if (threshold > 0 && ms >= threshold) {
+      const report: SlowQueryMessage = {
+        poolId: this.poolId,
+        connectionId: conn.id,
+        text: d.sanitized,
+        fingerprint: d.fingerprint,
+        durationMs: ms,
+        at: Date.now(),
+        error: failed ? failureSummary(err) : undefined,
+        sqlState,
+        traceId: activeTraceId(),
+      };
+      stats.slowLog.add(report);
+      stats.slowQueries.add(1, now);
+      if (slowQueryChannel.hasSubscribers) slowQueryChannel.publish(report);
+      this.hooks.onSlowQuery?.(report);
+    }
+  }
+
+  #withTimeout<T>(conn: Connection, pending: Promise<T>, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // The server may still be running it: the connection is cancelled and closed on release.
+        conn.markBroken('timeout');
+        reject(new QueryTimeoutError(this.poolId, timeoutMs));
+      }, timeoutMs);
+      pending.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  // ---------------------------------------------------------------- leaks
+
+  #reportLeak(loan: PooledConnection, heldMs: number, kind: LeakMessage['kind']): void {
+    const report: LeakReport = {
+      poolId: this.poolId,
+      connectionId: loan.connection.id,
+      loanId: loan.id,
+      heldMs,
+      acquiredAt: loan.acquiredAt,
+      stack: loan.stack,
+      traceId: loan.traceId,
+      kind,
+    };
+    if (kind === 'suspected') this.#stats.totals.leaksReported++;
+    else this.#stats.totals.leaksReclaimed++;
+    if (leakChannel.hasSubscribers) leakChannel.publish(report);
+    this.hooks.onLeak?.(report);
+  }
+
+  /** Takes a loan back: its holder's next use fails with CONNECTION_REVOKED; the pool refills. */
+  #reclaim(loan: PooledConnection, heldMs: number): void {
+    if (!this.#revoke(loan, `held for ${Math.round(heldMs)} ms, longer than leakReclaimMs`)) return;
+    this.#reportLeak(loan, heldMs, 'reclaimed');
+    this.#publishRelease(loan, Date.now(), 'revoked');
+  }
+
+  /** Revokes a loan (false when it already ended) and destroys its connection, which nobody may use again. */
+  #revoke(loan: PooledConnection, reason: string): boolean {
+    if (!loan.revoke(reason)) return false;
+    const conn = loan.connection;
+    if (conn.loan === loan) conn.loan = undefined;
+    conn.markBroken('revoked');
+    this.#gpool.destroy(conn).catch(() => {});
+    return true;
+  }
+
+  // ---------------------------------------------------------------- measurements
+
+  getMetrics(): PoolMetrics {
+    return this.#metrics(PoolMetrics, this.#snapshot());
+  }
+
+  getDetailedMetrics(): DetailedMetrics {
+    // One reading of the state and the windows serves both parts (same instant, summed once).
+    const snap = this.#snapshot();
+    const m = this.#metrics(DetailedMetrics, snap);
+    const { s, acquire, q: queries } = snap;
+    m.minConnections = s.min;
+    m.pendingCreates = s.pendingCreates;
+    m.acquireLatencyP95 = acquire.p95;
+    m.acquireLatencyMax = acquire.max;
+    m.latencyMean = queries.mean;
+    m.latencyMax = queries.max;
+    m.queriesInWindow = queries.count;
+    m.errorsInWindow = queries.errors;
+    m.lastConnectError = s.lastConnectError ?? null;
+    const t = this.#stats.totals;
+    m.totals = {
+      acquires: t.acquires,
+      acquireTimeouts: t.acquireTimeouts,
+      queries: t.queries,
+      errors: t.errors,
+      slowQueries: this.#stats.slowLog.total,
+      leaksReported: t.leaksReported,
+      leaksReclaimed: t.leaksReclaimed,
+      connectionsCreated: this.#factory.created + t.connectionsCreated,
+      connectionsClosed: this.#factory.closed + t.connectionsClosed,
+      connectAttempts: s.connectAttempts,
+      connectFailures: s.connectFailures,
+      circuitOpens: t.circuitOpens,
+      failovers: t.failovers,
+      failbacks: t.failbacks,
+      recoveries: t.recoveries,
+    };
+    return m;
+  }
+
+  #snapshot(): MetricsSnapshot {
+    const now = performance.now();
+    return { now, s: this.status(), acquire: this.#stats.acquire.summary(now), q: this.#stats.queries.summary(now) };
+  }
+
+  #metrics<M extends PoolMetrics>(
+    Kind: new (...args: ConstructorParameters<typeof PoolMetrics>) => M,
+    { now, s, acquire, q }: MetricsSnapshot,
+  ): M {
+    return new Kind(
+      this.poolId,
+      this.#stats.windowMs / 1000,
+      s.max > 0 ? s.active / s.max : 0,
+      s.active,
+      s.idle,
+      s.total,
+      s.max,
+      s.waiting,
+      acquire.p50,
+      acquire.p99,
+      this.#stats.acquireTimeouts.total(now),
+      q.count / q.seconds,
+      q.p50,
+      q.p95,
+      q.p99,
+      q.count > 0 ? q.errors / q.count : 0,
+      this.#stats.slowQueries.total(now),
+      this.#leaks.suspectedCount(),
+      new Date().toISOString(),
+    );
+  }
+
+  getQueryMetrics(topLimit = 20): QueryMetrics {
+    const now = performance.now();
+    const q = this.#stats.queries.summary(now);
+    return new QueryMetrics(
+      this.poolId,
+      this.#stats.windowMs / 1000,
+      q.count / q.seconds,
+      q.p50,
+      q.p95,
+      q.p99,
+      q.mean,
+      q.max,
+      q.count > 0 ? q.errors / q.count : 0,
+      this.#stats.slowQueries.total(now),
+      Object.fromEntries(this.#stats.errorsByCode),
+      this.#stats.statements.top(topLimit),
+      this.#stats.statements.size,
+      this.#stats.statements.evicted,
+      new Date().toISOString(),
+    );
+  }
+
+  /**
+   * Load over the window from loan hold times (Little's law): arrival rate of loans, mean hold time,
+   * and the mean number of connections in use.
+   */
+  loadProfile(): { acquiresPerSecond: number; meanHoldMs: number; meanInUse: number; averageUtilization: number } {
+    const h = this.#stats.holds.summary();
+    const acquiresPerSecond = h.count / h.seconds;
+    const meanInUse = (h.mean * h.count) / 1000 / h.seconds;
+    return { acquiresPerSecond, meanHoldMs: h.mean, meanInUse, averageUtilization: this.#config.max > 0 ? meanInUse / this.#config.max : 0 };
+  }
+
+  getSlowQueries(limit = 10): SlowQuery[] {
+    return this.#stats.slowLog.slowest(limit);
+  }
+
+  getConnectionDetails(): ConnectionInfo[] {
+    const now = Date.now();
+    return [...this.#factory.connections]
+      .sort((a, b) => a.id - b.id)
+      .map((conn) => {
+        const loan = conn.loan;
+        const info: ConnectionInfo = {
+          id: conn.id,
+          state: conn.broken ? 'broken' : loan ? 'active' : 'idle',
+          processId: conn.processId,
+          createdAt: new Date(conn.createdAt).toISOString(),
+          activeDurationMs: loan ? now - loan.acquiredAt : 0,
+          useCount: conn.useCount,
+          lastQuery: conn.lastQueryText === undefined ? undefined : describeQuery(conn.lastQueryText).sanitized,
+        };
+        if (loan) {
+          info.loanId = loan.id;
+          if (loan.stack) info.stackTrace = loan.stack;
+          if (loan.traceId) info.traceId = loan.traceId;
+        }
+        return info;
+      });
+  }
+
+  // ---------------------------------------------------------------- live changes
+
+  /**
+   * Applies a validated config to the running pool: limits at once (raising max serves waiters,
+   * lowering it closes idle surplus now and busy surplus on release), timeouts from the next
+   * acquire / query, leak limits from the next scan.
+   */
+  reconfigure(next: ResolvedPoolConfig): void {
+    const prev = this.#config;
+    this.#config = next;
+    this.#factory.reconfigure(next);
+    this.#stats = this.#stats.withWindow(next.metricsWindowMs);
+    this.#leaks.configure(next.leakDetectionThresholdMs, next.leakReclaimMs);
+    setLimits(this.#gpool, { min: next.min, max: next.max, maxWaitingClients: next.maxWaitingClients });
+    if (next.max < prev.max || next.idleTimeoutMs < prev.idleTimeoutMs) evictNow(this.#gpool);
+    this.publish('resized', { min: next.min, max: next.max });
+  }
+
+  /**
+   * cleanupPool: closes every idle connection (the pool refills to `min` with fresh ones), takes
+   * back loans held past the leak threshold, and forgets transient errors (connect backoff,
+   * windowed error counts).
+   */
+  cleanup(): { idleClosed: number; leaksReclaimed: number; errorsCleared: boolean } {
+    const idleBefore = this.#gpool.available;
+    this.#evictAllIdle = true;
+    try {
+      evictNow(this.#gpool);
+    } finally {
+      this.#evictAllIdle = false;
+    }
+    const idleClosed = idleBefore - this.#gpool.available;
+    const leaksReclaimed = this.#leaks.reclaimSuspected();
+    this.#factory.resetFailures();
+    this.#stats.clearTransient();
+    return { idleClosed: Math.max(0, idleClosed), leaksReclaimed, errorsCleared: true };
+  }
+
+  /**
+   * Decides, per idle connection in an eviction pass: broken or expired ones go; idle ones above
+   * `min` go after `idleTimeoutMs`; surplus above a lowered `max` goes; cleanup closes all.
+   */
+  #shouldEvict(conn: Connection, lastIdleTime: number, availableCount: number): boolean {
+    const now = Date.now();
+    if (this.#evictAllIdle) return true;
+    if (!conn.reusable(now).ok) return true;
+    if (this.#gpool.size > this.#config.max) return true;
+    const idleTimeout = this.#config.idleTimeoutMs;
+    return idleTimeout > 0 && now - lastIdleTime > idleTimeout && availableCount > this.#config.min;
+  }
+
+  publish(event: PoolEventMessage['event'], detail?: Record<string, unknown>): void {
+    if (poolChannel.hasSubscribers) poolChannel.publish({ poolId: this.poolId, event, detail } satisfies PoolEventMessage);
+  }
+
+  // ---------------------------------------------------------------- close
+
+  /**
+   * Stops lending and closes the pool: loans out are waited for (up to `drainTimeoutMs`), then
+   * revoked; idle connections are closed. Safe to call twice.
+   */
+  close(drainTimeoutMs = 30_000): Promise<void> {
+    this.#closing ??= this.#close(drainTimeoutMs);
+    return this.#closing;
+  }
+
+  async #close(drainTimeoutMs: number): Promise<void> {
+    const g = this.#gpool;
+    this.#leaks.stop();
+    let timer: NodeJS.Timeout | undefined;
+    const drained = g.drain().then(() => true);
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), drainTimeoutMs);
+    });
+    const clean = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    this.#factory.close();
+    if (!clean) {
+      for (const loan of [...this.loans()]) this.#revoke(loan, 'the pool was closed before it was released');
+      this.#failWaiters(new PoolClosedError(this.poolId));
+      stopEvictor(g);
+    }
+    await g.clear();
+    clearTimeout(this.#timeoutTimer);
+    this.#timeoutTimer = undefined;
+    clearInterval(this.#tableTimer);
+    // Lifetime totals outlive this pool object (restartPool hands the stats on).
+    this.#stats.totals.connectionsCreated += this.#factory.created;
+    this.#stats.totals.connectionsClosed += this.#factory.closed;
+  }
+}
+
+/** The stack of whoever called into the package, without the package's own frames. */
+function callerStack(): string {
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder);
+  const lines = (holder.stack ?? '').split('\n').slice(1);
+  const outside = lines.filter((l) => !OWN_DIR || !l.includes(OWN_DIR));
+  return (outside.length > 0 ? outside : lines).map((l) => l.trim()).join('\n');
+}
+
+function ownDirectory(): string | undefined {
+  const frame = new Error().stack?.split('\n')[1] ?? '';
+  const m = /\(?((?:file:\/\/)?\/[^():]+)\/[^/():]+:\d+:\d+\)?$/.exec(frame.trim());
+  return m?.[1];
+}
