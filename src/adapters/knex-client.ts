@@ -1,0 +1,338 @@
+/**
+ * A subclass of knex's PostgreSQL client whose connections are loans from a `DatabasePool` pool.
+ *
+ * knex gets, per loan, a proxy of the loan's `pg.Client`: it behaves as the client (knex's
+ * `query(config, callback)`, `query(new QueryStream(...))`, `processID` for cancelling, `on(...)`),
+ * but queries run through the loan (pool timeouts, broken-connection handling, `db-pool:query`),
+ * and knex's bookkeeping (`__knex__disposed`, `__knexTxId`) stays with the loan. Because each
+ * loan has its own object, a second release of the same loan (knex #6288: streams) or a release
+ * of an object we never lent is a no-op — it can never return a connection someone else now holds.
+ * `__knexUid` belongs to the physical connection, so it is stable across loans.
+ *
+ * What tarn did for knex and is redone here: acquire timeout as `KnexTimeoutError`, `pool.afterCreate`
+ * (once per physical connection and knex instance), version detection, `searchPath`, disposal on
+ * `__knex__disposed`. knex's other `pool` settings are ignored: size the pool in its PoolConfig.
+ */
+import type pg from 'pg';
+import type { ResolvedPoolConfig } from '../config.js';
+import { internalPoolConfig, type DatabasePool } from '../database-pool.js';
+import { AcquireTimeoutError } from '../errors.js';
+import type { PooledConnection } from '../pooled-connection.js';
+import type { KnexParts, KnexPgClientClass, KnexPgClientInternals } from './knex-loader.js';
+import { clientMember, queryOnLoan, type LoanQueryContext } from './loan-query.js';
+import { clientConfig, connectionTarget } from '../connection-factory.js';
+
+/** knex's `pool.afterCreate`: called once per physical connection before knex first uses it. */
+export type KnexAfterCreate = (connection: pg.Client, done: (err?: Error | null, connection?: pg.Client) => void) => void;
+
+/** One loan as knex sees it. */
+interface KnexLoan {
+  readonly loan: PooledConnection;
+  readonly raw: pg.Client;
+  /** `__knex*` properties knex sets on the connection (except `__knexUid`). */
+  readonly own: Record<string, unknown>;
+  /** Releases to ignore: the stream 'close' handler's (see `_stream`). */
+  skipReleases: number;
+}
+
+const knexLoans = new WeakMap<object, KnexLoan>();
+/** `__knexUid` per physical connection. */
+const knexUids = new WeakMap<pg.Client, string>();
+/** The search_path a knex instance set on a physical connection (key of the path list). */
+const searchPaths = new WeakMap<pg.Client, string>();
+
+function isKnexKey(key: PropertyKey): key is string {
+  return typeof key === 'string' && key.startsWith('__knex') && key !== '__knexUid';
+}
+
+function knexConnection(ctx: LoanQueryContext, loan: PooledConnection, uid: string): { proxy: pg.Client; state: KnexLoan } {
+  const raw = loan.client;
+  const state: KnexLoan = { loan, raw, own: {}, skipReleases: 0 };
+  const bound = new Map<PropertyKey, { fn: unknown; bound: unknown }>();
+  const query = (...args: unknown[]): unknown => queryOnLoan(ctx, loan, args);
+  const proxy = new Proxy(raw, {
+    get(target, key) {
+      if (key === 'query') return query;
+      if (key === '__knexUid') return uid;
+      if (isKnexKey(key)) return state.own[key];
+      return clientMember(target, key, bound);
+    },
+    set(target, key, value) {
+      if (key === '__knexUid') return true;
+      if (isKnexKey(key)) {
+        state.own[key] = value;
+        return true;
+      }
+      return Reflect.set(target, key, value, target);
+    },
+    has(target, key) {
+      if (key === '__knexUid') return true;
+      if (isKnexKey(key)) return key in state.own;
+      return Reflect.has(target, key);
+    },
+    deleteProperty(target, key) {
+      if (key === '__knexUid') return true;
+      if (isKnexKey(key)) return delete state.own[key];
+      return Reflect.deleteProperty(target, key);
+    },
+  });
+  knexLoans.set(proxy, state);
+  return { proxy, state };
+}
+
+/** The pool as `knex.client.pool` shows it: tarn's counters, read-only (monitoring code reads them). */
+class KnexPoolView {
+  constructor(
+    private readonly db: DatabasePool,
+    readonly poolId: string,
+  ) {}
+  numUsed(): number {
+    return this.db.getPoolStatus(this.poolId).active;
+  }
+  numFree(): number {
+    return this.db.getPoolStatus(this.poolId).idle;
+  }
+  numPendingAcquires(): number {
+    return this.db.getPoolStatus(this.poolId).waiting;
+  }
+  numPendingCreates(): number {
+    return this.db.getPoolStatus(this.poolId).pendingCreates;
+  }
+  get max(): number {
+    return this.db.getPoolStatus(this.poolId).max;
+  }
+  get min(): number {
+    return this.db.getPoolStatus(this.poolId).min;
+  }
+}
+
+/** The unredacted settings knex's `cancelQuery` connects with; shown redacted when logged. */
+const settingsCache = new WeakMap<ResolvedPoolConfig, Record<string, unknown>>();
+
+function knexConnectionSettings(config: ResolvedPoolConfig): Record<string, unknown> {
+  let settings = settingsCache.get(config);
+  if (settings) return settings;
+  const s: Record<string, unknown> = { ...clientConfig(config) };
+  delete s.keepAlive;
+  // instrumentation-knex reads host / port / database from here (pg lets the URL win anyway).
+  const view = connectionView(config);
+  for (const key of ['host', 'port', 'database', 'user'] as const) s[key] ??= view[key];
+  for (const key of Object.keys(s)) if (s[key] === undefined) delete s[key];
+  const redacted = (): Record<string, unknown> => view;
+  Object.defineProperty(s, 'toJSON', { value: redacted, enumerable: false });
+  Object.defineProperty(s, Symbol.for('nodejs.util.inspect.custom'), { value: redacted, enumerable: false });
+  settings = s;
+  settingsCache.set(config, settings);
+  return settings;
+}
+
+/** Host, port, database, user and application name of a pool: nothing secret. */
+export function connectionView(config: ResolvedPoolConfig): { host?: string; port?: number; database?: string; user?: string; application_name: string } {
+  const view: { host?: string; port?: number; database?: string; user?: string; application_name: string } = { application_name: config.applicationName };
+  for (const [key, value] of Object.entries(connectionTarget(config))) if (value !== undefined) Object.assign(view, { [key]: value });
+  return view;
+}
+
+function searchPathKey(path: unknown): string {
+  if (path === undefined || path === null || path === '') return '';
+  return JSON.stringify(Array.isArray(path) ? path : [path]);
+}
+
+function toKnexTimeout(parts: KnexParts, err: AcquireTimeoutError): Error {
+  const e = new parts.KnexTimeoutError(
+    `Knex: Timeout acquiring a connection. ${err.message}. The pool is probably full. Are you missing a .transacting(trx) call?`,
+  );
+  Object.assign(e, {
+    cause: err,
+    code: err.code,
+    poolId: err.poolId,
+    total: err.total,
+    active: err.active,
+    idle: err.idle,
+    waiting: err.waiting,
+    max: err.max,
+  });
+  return e;
+}
+
+/**
+ * Builds the client class for one `knexConfig()` call. `db` and `poolId` live in the closure, so
+ * knex's transaction clients (made with `Object.create(client.constructor.prototype)`) reach them too.
+ */
+export function createKnexClientClass(parts: KnexParts, db: DatabasePool, poolId: string): KnexPgClientClass {
+  const ctx: LoanQueryContext = { db, poolId };
+  /** Physical connections this knex instance has prepared (afterCreate run). */
+  const prepared = new WeakSet<pg.Client>();
+  let lastSettings: Record<string, unknown> = {};
+  const Base = parts.PgClient;
+
+  /** The pool's acquire; knex's `acquireConnectionTimeout` applies when it is the shorter one. */
+  function acquireLoan(limit: unknown): Promise<PooledConnection> {
+    const acquiring = db.acquire(poolId);
+    if (typeof limit !== 'number' || !(limit > 0)) return acquiring;
+    let poolLimit: number;
+    try {
+      poolLimit = internalPoolConfig(db, poolId).acquireTimeoutMs;
+    } catch {
+      return acquiring;
+    }
+    if (limit >= poolLimit) return acquiring;
+    return new Promise<PooledConnection>((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        const s = db.getPoolStatus(poolId);
+        reject(new AcquireTimeoutError(poolId, limit, { total: s.total, active: s.active, idle: s.idle, waiting: s.waiting, max: s.max }));
+      }, limit);
+      acquiring.then(
+        (loan) => {
+          clearTimeout(timer);
+          if (timedOut) loan.release();
+          else resolve(loan);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (!timedOut) reject(err);
+        },
+      );
+    });
+  }
+
+  /** Version check, search_path and afterCreate, as tarn's create did them. */
+  async function prepare(client: KnexPgClientInternals, proxy: pg.Client, raw: pg.Client): Promise<void> {
+    if (!client.version) client.version = await client.checkVersion(proxy);
+    const path = client.searchPath ?? client.config.searchPath;
+    const wanted = searchPathKey(path);
+    const current = searchPaths.get(raw) ?? '';
+    if (wanted !== current) {
+      if (wanted) await client.setSchemaSearchPath(proxy, path);
+      else await proxy.query('RESET search_path');
+      if (wanted) searchPaths.set(raw, wanted);
+      else searchPaths.delete(raw);
+    }
+    if (prepared.has(raw)) return;
+    const afterCreate = client.config.pool?.afterCreate;
+    if (typeof afterCreate === 'function') {
+      await new Promise<void>((resolve, reject) => {
+        (afterCreate as KnexAfterCreate)(proxy, (err) => (err ? reject(err) : resolve()));
+      });
+    }
+    prepared.add(raw);
+  }
+
+  // No #private members below: knex builds transaction and migration clients with
+  // Object.create(prototype), and those have no private brand.
+  class DbPoolKnexClient extends Base {
+    override initializePool(): void {
+      if (this.pool) {
+        this.logger.warn('The pool has already been initialized');
+        return;
+      }
+      const ignored = Object.keys(this.config.pool ?? {}).filter((k) => k !== 'afterCreate');
+      if (ignored.length > 0) {
+        this.logger.warn(
+          `db-pool-otel: knex pool settings ${ignored.join(', ')} are ignored; connections come from pool "${poolId}" (set min, max and timeouts in its PoolConfig)`,
+        );
+      }
+      this.pool = new KnexPoolView(db, poolId);
+      this._ownsPool = false;
+    }
+
+    override async acquireConnection(): Promise<unknown> {
+      if (!this.pool) throw new Error('Unable to acquire a connection');
+      let loan: PooledConnection;
+      try {
+        loan = await acquireLoan(this.config.acquireConnectionTimeout);
+      } catch (err) {
+        if (err instanceof AcquireTimeoutError) throw toKnexTimeout(parts, err);
+        throw err;
+      }
+      const raw = loan.client;
+      let uid = knexUids.get(raw);
+      if (uid === undefined) {
+        uid = parts.uniqueId('__knexUid');
+        knexUids.set(raw, uid);
+      }
+      const { proxy } = knexConnection(ctx, loan, uid);
+      try {
+        await prepare(this, proxy, raw);
+      } catch (err) {
+        loan.release(err instanceof Error ? err : true);
+        throw err;
+      }
+      return proxy;
+    }
+
+    override releaseConnection(connection: unknown): Promise<void> {
+      try {
+        const state = typeof connection === 'object' && connection !== null ? knexLoans.get(connection) : undefined;
+        if (!state) return Promise.resolve();
+        if (state.skipReleases > 0) {
+          state.skipReleases--;
+          return Promise.resolve();
+        }
+        const disposed = state.own.__knex__disposed;
+        state.loan.release(disposed instanceof Error ? disposed : Boolean(disposed));
+      } catch {
+        // never reject: knex does not await this everywhere
+      }
+      return Promise.resolve();
+    }
+
+    /**
+     * knex's stream, with two changes: the query settles when the query stream closes early
+     * (destroyed before its end), so knex's own release always runs; and the release knex's
+     * stream 'close' handler adds (knex #6288) is skipped, so `.connection(c).stream()` does not
+     * hand back a connection its owner still holds.
+     */
+    override _stream(connection: unknown, obj: { sql?: string; bindings?: unknown[] }, stream: unknown, options?: unknown): Promise<unknown> {
+      if (!obj.sql) throw new Error('The query is empty');
+      const QueryStream = parts.require('pg-query-stream') as new (sql: string, bindings: unknown, options: unknown) => NodeJS.ReadableStream &
+        NodeJS.EventEmitter & { destroyed?: boolean };
+      const out = stream as NodeJS.WritableStream & NodeJS.EventEmitter & { closed?: boolean; emit(ev: string, ...a: unknown[]): boolean };
+      const state = typeof connection === 'object' && connection !== null ? knexLoans.get(connection) : undefined;
+      if (state && this.releaseConnection === DbPoolKnexClient.prototype.releaseConnection && !out.closed) {
+        out.prependOnceListener('close', () => {
+          state.skipReleases++;
+        });
+      }
+      const sql = obj.sql;
+      return new Promise((resolve, reject) => {
+        const qs = (connection as { query(s: unknown): unknown }).query(new QueryStream(sql, obj.bindings, options)) as NodeJS.ReadableStream &
+          NodeJS.EventEmitter;
+        qs.on('error', (error: unknown) => {
+          reject(error);
+          out.emit('error', error);
+        });
+        qs.on('end', resolve);
+        qs.on('close', resolve);
+        qs.pipe(out);
+      });
+    }
+
+    /** Drops this knex's hold on the pool; the pool belongs to the DatabasePool and stays open. */
+    override async destroy(callback?: (err?: unknown) => void): Promise<void> {
+      this.pool = undefined;
+      if (typeof callback === 'function') callback();
+    }
+  }
+
+  // knex assigns connectionSettings in its constructor; here it always reads the pool's current
+  // settings (they change with updatePoolConfig / restartPool), with the password for cancelQuery.
+  Object.defineProperty(DbPoolKnexClient.prototype, 'connectionSettings', {
+    configurable: true,
+    get(): Record<string, unknown> {
+      try {
+        lastSettings = knexConnectionSettings(internalPoolConfig(db, poolId));
+      } catch {
+        // pool removed: keep what we had
+      }
+      return lastSettings;
+    },
+    set(_value: unknown) {
+      // ignored: the pool's config is the source
+    },
+  });
+  return DbPoolKnexClient;
+}
+
