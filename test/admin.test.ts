@@ -52,7 +52,9 @@ function fingerprint(db: DatabasePool, poolId: string) {
 
 /** A pool with `n` idle connections open and nothing else going on. */
 async function settled(db: DatabasePool, poolId: string, n: number): Promise<void> {
-  await Promise.all(Array.from({ length: n }, () => db.query(poolId, 'SELECT pg_sleep(0.01)')));
+  // n loans held at once: n distinct sessions, however fast each one connects.
+  const loans = await Promise.all(Array.from({ length: n }, () => db.acquire(poolId)));
+  for (const loan of loans) loan.release();
   const ok = await eventually(() => db.getPoolStatus(poolId).idle === n && db.getPoolStatus(poolId).pendingCreates === 0, 15_000);
   // A test's before/after comparison means nothing on a pool that never reached this state.
   if (!ok) throw new Error(`pool ${poolId} did not settle at ${n} idle connections: ${JSON.stringify(db.getPoolStatus(poolId))}`);

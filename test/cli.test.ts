@@ -290,7 +290,7 @@ test('mutating commands, human and JSON: resize, timeouts, cleanup, restart', as
 });
 
 test('missing and wrong tokens on every mutating command: exit 3, the fix named, nothing changed', async (t) => {
-  await Promise.all([db.query('tok', 'SELECT pg_sleep(0.01)'), db.query('tok', 'SELECT pg_sleep(0.01)')]);
+  for (const loan of await Promise.all([db.acquire('tok'), db.acquire('tok')])) loan.release();
   t.true(await eventually(() => db.getPoolStatus('tok').idle === 2 && db.getPoolStatus('tok').pendingCreates === 0, 15_000));
   const snapshot = () => ({
     config: db.getPoolConfig('tok'),
