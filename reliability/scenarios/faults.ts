@@ -14,7 +14,7 @@ import { DatabasePool, type PoolConfig } from '../../src/index.js';
 import { FaultProxy } from '../../test/support/fault-proxy.js';
 import { LoadDriver } from '../support/load-driver.js';
 import { CallLedger, Checks, errorCode, eventually, formatCodes, isTyped, sampleMessage, type ScenarioContext, type ScenarioResult } from '../support/outcomes.js';
-import { accountLeaks, adminClient, appName } from '../support/server.js';
+import { accountLeaks, adminClient, appName, statusWhen } from '../support/server.js';
 
 /** How long faults are held and how much load runs through them. */
 export interface FaultSize {
@@ -111,7 +111,7 @@ export async function runFault(ctx: ScenarioContext, plan: FaultPlan, size: Faul
   } finally {
     await load.stop();
   }
-  const status = db.getPoolStatus('main');
+  const settled = await statusWhen(db, 'main', (s) => s.circuit === 'closed' && s.waiting === 0, deadline);
   await plan.extra?.(env, checks, figures);
   const leaks = await accountLeaks(db, 'main', app, env.admin);
   await env.admin.end();
@@ -129,7 +129,7 @@ export async function runFault(ctx: ScenarioContext, plan: FaultPlan, size: Faul
   checks.add('the pool healed by itself after each fault', healed === repeats, `${healed} of ${repeats}; recovered in ${recoveries.map((r) => `${r} ms`).join(', ')}`);
   checks.add('no call outlived its timeouts', l.hung === 0, `${l.hung} hung; slowest ${Math.round(l.slowestMs)} ms, bound ${deadline} ms`);
   checks.add("server-side connections returned to the pool's own, and to none after close", leaks.matched && leaks.leakedAfterClose === 0, `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`);
-  checks.add('circuit closed and nobody left waiting at the end', status.circuit === 'closed' && status.waiting === 0, `circuit ${status.circuit}, waiting ${status.waiting}`);
+  checks.add('circuit closed and nobody left waiting at the end', settled.reached, `circuit ${settled.status.circuit}, waiting ${settled.status.waiting}`);
   figures['slowest call (ms)'] = Math.round(l.slowestMs);
   figures['call bound (ms)'] = deadline;
   for (const [k, v] of Object.entries(env.notes)) figures[k] = v;
@@ -351,8 +351,8 @@ export async function dnsScenario(ctx: ScenarioContext, size: { burst: number; s
       note(await ledger.track(() => db.query('main', 'SELECT 1'), deadline));
       await new Promise((r) => setImmediate(r));
     }
-    const status = db.getPoolStatus('main');
-    checks.add('no caller left waiting', status.waiting === 0, `waiting ${status.waiting}`);
+    const { reached, status } = await statusWhen(db, 'main', (s) => s.waiting === 0, deadline);
+    checks.add('no caller left waiting', reached, `waiting ${status.waiting}`);
     checks.add('connect attempts paced (not one per caller, no hot loop)', status.connectAttempts <= 40, `${status.connectAttempts} attempts for ${ledger.requests} calls in ${Date.now() - t0 + 0} ms`);
     // The fault ends: the pool is pointed at a name that resolves.
     admin = await adminClient(ctx.databaseUrl);

@@ -10,7 +10,7 @@ import { DatabasePool } from '../../src/index.js';
 import type { OwnServer } from '../support/own-server.js';
 import { LoadDriver } from '../support/load-driver.js';
 import { Checks, errorCode, eventually, formatCodes, isTyped, sampleMessage, type ScenarioContext, type ScenarioResult } from '../support/outcomes.js';
-import { accountLeaks, adminClient, appName, serverConnections } from '../support/server.js';
+import { accountLeaks, adminClient, appName, serverConnections, statusWhen } from '../support/server.js';
 import { runFault, type FaultPlan, type FaultSize } from './faults.js';
 
 /** Settings the own server is started with: few connections, so max_connections is reachable. */
@@ -145,7 +145,7 @@ export async function maxConnectionsScenario(ctx: ScenarioContext, server: OwnSe
     await load.stop();
   }
   const l = load.ledger;
-  const status = db.getPoolStatus('main');
+  const settled = await statusWhen(db, 'main', (s) => s.circuit === 'closed' && s.waiting === 0, deadline);
   const leaks = await accountLeaks(db, 'main', app, admin);
   await admin.end();
   const untyped = Object.keys(l.rejected).filter((c) => !isTyped(c));
@@ -156,7 +156,7 @@ export async function maxConnectionsScenario(ctx: ScenarioContext, server: OwnSe
   checks.add('their cause is 53300 (too many connections)', causes.every((c) => c === '53300'), causes.join(', '));
   checks.add('no call outlived its timeouts', l.hung === 0, `slowest ${Math.round(l.slowestMs)} ms, bound ${deadline} ms`);
   checks.add("server-side connections returned to the pool's own, and to none after close", leaks.matched && leaks.leakedAfterClose === 0, `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`);
-  checks.add('circuit closed and nobody left waiting at the end', status.circuit === 'closed' && status.waiting === 0, `circuit ${status.circuit}, waiting ${status.waiting}`);
+  checks.add('circuit closed and nobody left waiting at the end', settled.reached, `circuit ${settled.status.circuit}, waiting ${settled.status.waiting}`);
   figures['slowest call (ms)'] = Math.round(l.slowestMs);
   return {
     name: 'server at max_connections',

@@ -4,7 +4,7 @@
  */
 import { createServer, type AddressInfo } from 'node:net';
 import pg from 'pg';
-import type { DatabasePool } from '../../src/index.js';
+import type { DatabasePool, PoolStatus } from '../../src/index.js';
 import { eventually } from './outcomes.js';
 
 /**
@@ -85,4 +85,15 @@ export async function accountLeaks(db: DatabasePool, poolId: string, application
   let after = 0;
   await eventually(async () => (after = await serverConnections(admin, applicationName)) === 0, settleMs, 50);
   return { leakedWhileOpen, leakedAfterClose: after, matched, serverCount, poolTotal };
+}
+
+/**
+ * The pool's status once `ok` holds, waiting up to `timeoutMs`. After a scenario's load has stopped,
+ * the pool's own calls (a recovery probe, a half-open trial) may still wait a moment for a
+ * connection: a caller left waiting past its acquire timeout is a fault, one served a turn later is not.
+ */
+export async function statusWhen(db: DatabasePool, poolId: string, ok: (s: PoolStatus) => boolean, timeoutMs: number): Promise<{ reached: boolean; status: PoolStatus }> {
+  let status = db.getPoolStatus(poolId);
+  const reached = await eventually(() => ok((status = db.getPoolStatus(poolId))), timeoutMs);
+  return { reached, status };
 }
