@@ -1,6 +1,7 @@
 /**
  * Auto-recovery of one pool id: when its server becomes unreachable, recreate the pool with
- * exponential backoff (3 tries: 1 s, 2 s, 4 s by default); if it stays down, route its traffic to
+ * exponential backoff (3 tries: 1 s, 2 s, 4 s by default; a pool that has reconnected by itself in
+ * the meantime is kept); if it stays down, route its traffic to
  * the configured backup, keep probing the primary, and fail back when it answers. Callers waiting
  * at each switch move to the new pool instead of failing. Every transition is published on
  * `db-pool:pool` and counted in the pool's totals.
@@ -78,12 +79,16 @@ export class FailoverController {
     for (let attempt = 1; attempt <= o.retries; attempt++) {
       await this.#sleeper.sleep(o.baseDelayMs * 2 ** (attempt - 1), { unref: true });
       if (this.#stopped) return;
-      const fresh = this.host.recreatePrimary();
-      const r = await this.host.probe(fresh);
+      // The server came back during the backoff and the pool has reconnected by itself: keep it,
+      // and the work running on it, instead of recreating it (which drains and closes the old one).
+      const current = this.host.primary();
+      const kept = current.hasOpenConnection() && (await this.host.probe(current)).ok;
       if (this.#stopped) return;
-      if (r.ok) {
+      const r = kept ? undefined : await this.host.probe(this.host.recreatePrimary());
+      if (this.#stopped) return;
+      if (!r || r.ok) {
         this.#busy = false;
-        this.host.transition('recovered', { attempt });
+        this.host.transition('recovered', { attempt, recreated: !kept });
         return;
       }
       lastError = r.error;

@@ -276,6 +276,11 @@ export class ManagedPool implements LoanOwner {
     };
   }
 
+  /** At least one connection is open (lent or idle), not just being opened. */
+  hasOpenConnection(): boolean {
+    return this.#gpool.size - this.#factory.pendingCreates > 0;
+  }
+
   /** Loans currently out. */
   *loans(): IterableIterator<PooledConnection> {
     // Each lent connection holds its loan: no per-loan Map entry (see WaiterList for why).
@@ -423,8 +428,7 @@ export class ManagedPool implements LoanOwner {
    * the server is back: fail them now with the cause instead of letting them wait out the timeout.
    */
   #onCreateFailure(err: Error): void {
-    const live = this.#gpool.size - this.#factory.pendingCreates;
-    if (live > 0) return;
+    if (this.hasOpenConnection()) return;
     const b = this.#behaviour;
     if (b.circuitThreshold > 0 && this.#factory.backoff.failures >= b.circuitThreshold && this.#circuit !== 'open') {
       this.#circuit = 'open';

@@ -81,6 +81,34 @@ test('a server stopped under a 20-worker load and started again: the pool recove
   t.is(db.getPoolStatus('main').circuit, 'closed');
 });
 
+test('a pool that reconnects by itself during the recovery backoff is kept, and so is the work running on it', async (t) => {
+  const proxy = await proxyFor(t);
+  const db = new DatabasePool({
+    pools: { main: { connection: { connectionString: proxy.url(databaseUrl()) }, max: 2, min: 0, acquireTimeoutMs: 2_000 } },
+    // A backoff long enough to reconnect in, and no circuit in the way of that reconnect.
+    recovery: { baseDelayMs: 1_000, circuitBreakerThreshold: 0 },
+    logger: null,
+  });
+  t.teardown(() => db.close({ drainTimeoutMs: 500 }));
+  const events: { event: string; detail: Record<string, unknown> }[] = [];
+  db.on('recovery', (e: { event: string; detail: Record<string, unknown> }) => events.push(e));
+  await db.query('main', 'SELECT 1');
+
+  await proxy.down();
+  // The first call may fail on the reset idle connection; a call that has to connect starts recovery.
+  const recovering = () => events.some((e) => e.event === 'recovering');
+  t.true(await eventually(async () => (await db.query('main', 'SELECT 1').then(() => false, recovering))), 'recovery started');
+  await proxy.up();
+  // Work that starts on the reconnected pool before the recovery's first try, and runs across it.
+  const loan = await db.acquire('main');
+  t.true(await eventually(() => events.some((e) => e.event === 'recovered'), 5_000), 'recovered');
+  t.like(events.find((e) => e.event === 'recovered')?.detail, { attempt: 1, recreated: false });
+  t.true(db.getConnectionDetails('main').some((c) => c.id === loan.connectionId), 'the pool routed now is the one that lent the loan');
+  t.is((await loan.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one, 1);
+  loan.release();
+  t.is(db.getDetailedMetrics('main').totals.recoveries, 1);
+});
+
 test('failover to the backup server and failback to the primary, with few failed calls', async (t) => {
   const primary = await proxyFor(t);
   const backup = await proxyFor(t);
