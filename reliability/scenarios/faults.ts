@@ -158,7 +158,9 @@ export function resetPlan(): FaultPlan {
   const perReset: number[] = [];
   return {
     name: 'connection reset mid-query',
-    pool: { max: 5 },
+    // Every reset makes the pool reconnect all its connections at once; on a busy machine that alone
+    // can pass 2 s, and an ACQUIRE_TIMEOUT then says nothing about how resets are handled.
+    pool: { max: 5, acquireTimeoutMs: 5_000 },
     sql: 'SELECT pg_sleep(0.01)',
     allowed: ['ECONNRESET', 'EPIPE'],
     async inject(env) {
@@ -247,7 +249,8 @@ export function terminatePlan(direct: string): FaultPlan {
     name: 'pg_terminate_backend (busy and idle)',
     direct,
     workers: 4,
-    pool: { max: 8, min: 8 },
+    // All eight connections reconnect at once after a blow (see resetPlan for the acquire timeout).
+    pool: { max: 8, min: 8, acquireTimeoutMs: 5_000 },
     sql: 'SELECT pg_sleep(0.02)',
     allowed: ['57P01', 'ECONNRESET', 'EPIPE'],
     async inject(env) {
