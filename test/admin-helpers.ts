@@ -3,6 +3,7 @@ import type { ExecutionContext } from 'ava';
 import http from 'node:http';
 import { DatabasePool, type PoolConfig } from '../src/index.js';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from '../src/admin/admin-server.js';
+import { readBody } from './alert-receivers.js';
 import { databaseUrl } from './helpers.js';
 
 /** The test token (long enough for startAdminServer) and a wrong one of the same length. */
@@ -53,18 +54,7 @@ export function rawRequest(
     let answered = false;
     const req = http.request(`${url}${options.path}`, { method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (res) => {
       answered = true;
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(parts).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
+      readBody(res).then(({ text, json }) => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json }), reject);
     });
     // The server may close after answering early (413) while the body is still being sent: the
     // answer counts; an error without one fails the request.

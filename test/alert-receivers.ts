@@ -17,6 +17,18 @@ export interface ReceivedRequest {
   at: number;
 }
 
+/** A request's or response's body, as text and as JSON when it parses. */
+export async function readBody(stream: AsyncIterable<Buffer>): Promise<{ text: string; json: unknown }> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c);
+  const text = Buffer.concat(parts).toString('utf8');
+  try {
+    return { text, json: JSON.parse(text) as unknown };
+  } catch {
+    return { text, json: undefined };
+  }
+}
+
 type Responder = (req: ReceivedRequest, index: number, res: ServerResponse) => { status: number; body?: string; headers?: Record<string, string> } | 'hang';
 
 /** Waits for the n-th (1-based) arrival of something pushed to a list. */
@@ -60,23 +72,15 @@ export interface HttpReceiver {
 export async function httpReceiver(t: ExecutionContext, respond?: Responder): Promise<HttpReceiver> {
   const arrivals = new Arrivals<ReceivedRequest>();
   const server = createHttpServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      let json: unknown;
-      try {
-        json = JSON.parse(body);
-      } catch {
-        json = undefined;
-      }
+    // A request aborted before its end is not an arrival.
+    void readBody(req).then(({ text: body, json }) => {
       const rec: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, json, at: performance.now() };
       const answer = respond ? respond(rec, arrivals.items.length, res) : { status: 200, body: 'ok' };
       arrivals.push(rec);
       if (answer === 'hang') return;
       res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers });
       res.end(answer.body ?? '');
-    });
+    }, () => {});
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

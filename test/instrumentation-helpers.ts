@@ -1,21 +1,16 @@
 /** Test setup for the OpenTelemetry instrumentation: in-memory spans and metrics per test. */
 import type { ExecutionContext } from 'ava';
 import { trace, type Attributes, type Span } from '@opentelemetry/api';
-import { DataPointType, type DataPoint, type Histogram, type MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
-import type { BasicTracerProvider, InMemorySpanExporter, ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { DbPoolInstrumentation, DbPoolInstrumentationConfig } from '../instrumentations/index.js';
-import { inMemoryOtel, PullMetricReader, spanText, useAsyncContext } from '../reliability/support/otel.js';
+import { DataPointType, type DataPoint, type Histogram, type MetricData } from '@opentelemetry/sdk-metrics';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { DbPoolInstrumentationConfig } from '../instrumentations/index.js';
+import { inMemoryOtel, PullMetricReader, spanText, useAsyncContext, type InMemoryOtel } from '../reliability/support/otel.js';
 import { serverOf } from './helpers.js';
 
 // One pull reader, one context setup and one spanText for the tests and the reliability scenarios.
 export { PullMetricReader, spanText, useAsyncContext };
 
-export interface Otel {
-  instrumentation: DbPoolInstrumentation;
-  exporter: InMemorySpanExporter;
-  tracerProvider: BasicTracerProvider;
-  meterProvider: MeterProvider;
-  reader: PullMetricReader;
+export interface Otel extends Pick<InMemoryOtel, 'instrumentation' | 'exporter' | 'tracerProvider' | 'meterProvider' | 'reader'> {
   /** Finished spans of one pool (by db.client.connection.pool.name). */
   spans(poolId?: string): ReadableSpan[];
   /** Runs `fn` inside an active parent span (ended afterwards), returning the parent. */
@@ -26,15 +21,12 @@ export interface Otel {
 
 /** An instrumentation with its own tracer and meter providers, disabled and shut down when the test ends. */
 export function setupOtel(t: ExecutionContext, config: DbPoolInstrumentationConfig = {}): Otel {
-  const { instrumentation, exporter, tracerProvider, meterProvider, reader, shutdown } = inMemoryOtel(config);
+  const { spans: _all, metricsText: _text, shutdown, ...providers } = inMemoryOtel(config);
   t.teardown(shutdown);
-  const tracer = tracerProvider.getTracer('test');
+  const { exporter, reader } = providers;
+  const tracer = providers.tracerProvider.getTracer('test');
   return {
-    instrumentation,
-    exporter,
-    tracerProvider,
-    meterProvider,
-    reader,
+    ...providers,
     spans(poolId) {
       const all = exporter.getFinishedSpans();
       return poolId === undefined ? all : all.filter((s) => s.attributes['db.client.connection.pool.name'] === poolId);

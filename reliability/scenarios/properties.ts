@@ -442,7 +442,7 @@ export async function cliProperties(ctx: ScenarioContext, size: PropertySize): P
 }
 
 /**
- * Found by the admin property (fixed in 529e56a): a request target starting with `//` was parsed
+ * Found by the admin property, and fixed in the admin router: a request target starting with `//` was parsed
  * as scheme-relative, so `//x/pools` was served as `/pools` and `//a%5E/b` or `//[/pools` answered
  * 500 INTERNAL. Each must answer 400 or 404.
  */
@@ -476,7 +476,7 @@ export async function doubleSlashScenario(ctx: ScenarioContext): Promise<Scenari
 }
 
 /**
- * Found by the CLI property (fixed in 529e56a): `db-pool config ""` requested `/pools/`, served as
+ * Found by the CLI property, and fixed in the CLI and the admin router: `db-pool config ""` requested `/pools/`, served as
  * `/pools`, and ended in "internal error: Cannot convert undefined or null to object" (exit 1), or
  * printed the pool list with --json. It must be a usage error (exit 2).
  */

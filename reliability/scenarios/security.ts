@@ -233,7 +233,7 @@ export async function secretsScenario(ctx: ScenarioContext): Promise<ScenarioRes
  * at its defaults: no literal appears in any span, slow-query entry or event, the slow-query
  * channel, connection details, statement stats, admin responses or CLI output. `errorsQuoting`
  * adds slow statements that fail with a server message quoting a literal or a bound value (the
- * slow-query entry kept that message until c07e54f; it keeps the SQLSTATE now).
+ * slow-query entry once kept that message; it keeps the SQLSTATE now).
  */
 export async function sanitizedTextScenario(ctx: ScenarioContext, options: { errorsQuoting: boolean }): Promise<ScenarioResult> {
   const started = performance.now();
