@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { ConfigIssue } from './errors.js';
-import { closest, valueAt } from './object-utils.js';
+import { closest, safeKey, valueAt } from './object-utils.js';
 
 /** A whole number from `min` to `max`; `unit` ends every message. */
 export const int = (min: number, max: number, unit = '') =>
@@ -66,7 +66,8 @@ export function zodIssues(zIssues: readonly z.core.$ZodIssue[], input: unknown, 
 }
 
 function joinPath(prefix: string, path: readonly string[]): string {
-  const p = path.join('.');
+  // Keys are user input: one that looks like a URL is not shown (see safeKey).
+  const p = path.map(safeKey).join('.');
   if (!prefix) return p || '(config)';
   return p ? `${prefix}.${p}` : prefix;
 }

@@ -150,7 +150,7 @@ export async function configProperties(ctx: ScenarioContext, size: PropertySize)
       const fdb = new DatabasePool({ configFile: file, logger: null, recovery: { enabled: false } });
       await outcome(async () => {
         // Only a pool that stays on the closed loopback port or a .invalid name is created.
-        const { pools } = loadConfigFile(file, { only: 'p' });
+        const { pools } = await loadConfigFile(file, { only: 'p' });
         if (JSON.stringify(safeConfig(pools.p, port)) !== JSON.stringify(pools.p)) return;
         await fdb.createPoolFromConfig('p');
       });

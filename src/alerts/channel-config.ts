@@ -8,7 +8,7 @@ import { REDACTED, redactUrl } from '../config.js';
 import { bool, int, ms, nonEmptyStr, str, zodIssues } from '../config-schema.js';
 import { InvalidConfigError, type ConfigIssue } from '../errors.js';
 import { ALERT_LEVELS, type AlertLevel } from './types.js';
-import { closest, safeDecode, stripUndefined } from '../object-utils.js';
+import { closest, describeShape, redactUnknown, safeDecode, stripUndefined } from '../object-utils.js';
 
 interface ChannelCommon {
   /** Alerts below this level skip the channel (default 'info': everything). */
@@ -313,17 +313,4 @@ const BARE_ADDRESS = /^[^\s@<>",]+@[^\s@<>",]+\.?[^\s@<>",]*$/;
 function isAddress(s: string): boolean {
   const named = /^[^<>]*<([^<>]+)>$/.exec(s.trim());
   return BARE_ADDRESS.test(named ? named[1]! : s.trim());
-}
-
-/** The value of an unknown key: often a misspelled secret field, so strings are not shown. */
-function redactUnknown(value: unknown): unknown {
-  return typeof value === 'string' ? REDACTED : describeShape(value);
-}
-
-function describeShape(value: unknown): unknown {
-  if (value === null || value === undefined) return value;
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'function') return 'a function';
-  return value;
 }
