@@ -1,7 +1,9 @@
 /**
- * The most recent slow queries of a pool, in a fixed-size ring (oldest overwritten first).
+ * The most recent slow queries of a pool, in a fixed-size ring (oldest overwritten first). Each
+ * entry's text is kept to at most 16 KiB (`capSqlText`), so the ring's size is bounded too.
  */
 import type { SlowQueryMessage } from '../channels.js';
+import { capSqlText } from '../sql.js';
 
 /** One slow query, as `getSlowQueries` returns it. */
 export interface SlowQuery {
@@ -46,7 +48,8 @@ export class SlowQueryLog {
   }
 
   add(entry: SlowQueryMessage): void {
-    this.#ring[this.#next] = entry;
+    const text = capSqlText(entry.text);
+    this.#ring[this.#next] = text === entry.text ? entry : { ...entry, text };
     this.#next = (this.#next + 1) % this.capacity;
     this.total++;
   }

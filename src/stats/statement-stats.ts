@@ -3,7 +3,10 @@
  * Bounded in count: when full, the statement with the least total time makes room for a new one
  * (the newcomer is kept; heavy statements are never pushed out by a stream of one-off ones).
  * Each statement's latency is a sparse log-bucket histogram, a few dozen entries in practice.
+ * Bounded in size too: a statement's text is kept to at most 16 KiB (`capSqlText`; sanitized texts
+ * from `describeQuery` already are), so the table holds a few MB at most, whatever the statements.
  */
+import { capSqlText } from '../sql.js';
 import { bucketOf, percentileOf } from './log-histogram.js';
 
 /** Aggregates of one statement, as reported. Times in milliseconds. */
@@ -40,7 +43,7 @@ export class StatementStatsTable {
     let e = this.#entries.get(fingerprint);
     if (e === undefined) {
       if (this.#entries.size >= this.maxStatements) this.#evictLightest();
-      e = new Entry(sanitizedText);
+      e = new Entry(capSqlText(sanitizedText));
       this.#entries.set(fingerprint, e);
     }
     e.calls++;
