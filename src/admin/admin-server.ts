@@ -8,6 +8,11 @@
  *   read routes answer only when `allowUnauthenticatedReads: true` (loopback only), else 401.
  * - Bodies are JSON, at most `maxBodyBytes` (16 KiB), validated; bad input changes nothing.
  * - Responses never carry a password, a token or a stack trace.
+ * - Sockets are bounded: at most `maxConnections` (64) open at once, the ones beyond are closed at
+ *   once; a connection must send complete request headers within `headersTimeoutMs` (5 s) and the
+ *   whole request within `requestTimeoutMs` (10 s), however slowly it trickles; an idle keep-alive
+ *   connection is closed after `keepAliveTimeoutMs` (5 s). Idle or trickling sockets cannot use up
+ *   the process's file descriptors (which the pools need for their own connections).
  *
  * @example
  * const admin = await startAdminServer(db, { port: 9000, token: process.env.DB_POOL_ADMIN_TOKEN });
@@ -21,7 +26,7 @@ import { z } from 'zod';
 import type { DatabasePool } from '../database-pool.js';
 import { DbPoolError, InvalidConfigError, type ConfigIssue } from '../errors.js';
 import { REDACTED } from '../config.js';
-import { AdminHttpError, discardBody, hasBody, readJsonBody, sendJson } from './http.js';
+import { AdminHttpError, closeWithBadRequest, closeWithTimeout, discardBody, enforceHeaderDeadline, hasBody, readJsonBody, sendJson } from './http.js';
 import { DEFAULT_ADMIN_PORT, DEFAULT_MAX_BODY_BYTES, isLoopback, MIN_TOKEN_LENGTH, type AdminErrorBody, type AdminIssue } from './protocol.js';
 import { ADMIN_ROUTES, isEchoable, type AdminRoute } from './routes.js';
 
@@ -49,7 +54,27 @@ export interface AdminServerOptions {
    * tokens (`warn`) are logged. Default `console`; `null` for silence.
    */
   logger?: Pick<Console, 'info' | 'warn'> | null;
+  /**
+   * Most connections open at once; further ones are closed as soon as they are accepted (and the
+   * refusals logged, at most once a minute). Default 64.
+   */
+  maxConnections?: number;
+  /**
+   * Time a connection has to send complete request headers, from when it opens (or its previous
+   * answer was sent); an idle or trickling connection is answered 408 and closed. Default 5 000 ms.
+   */
+  headersTimeoutMs?: number;
+  /** Time to receive a whole request, body included (not to answer it). Default 10 000 ms. */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this long. Default 5 000 ms. */
+  keepAliveTimeoutMs?: number;
 }
+
+/** The socket limits of {@link startAdminServer} when not given. */
+export const ADMIN_SERVER_DEFAULTS = { maxConnections: 64, headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000 } as const;
+
+/** Refusals beyond `maxConnections` are logged at most this often. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
 /** A running admin endpoint. */
 export interface AdminServer {
@@ -73,7 +98,16 @@ const optionsSchema = z.strictObject({
   allowUnauthenticatedReads: z.boolean({ error: 'must be true or false' }).optional(),
   maxBodyBytes: z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(256, { error: 'must be from 256 to 16777216' }).max(16 * 1024 * 1024, { error: 'must be from 256 to 16777216' }).optional(),
   logger: z.any().optional(),
+  maxConnections: wholeNumber(1, 10_000).optional(),
+  headersTimeoutMs: wholeNumber(100, 600_000, ' (milliseconds)').optional(),
+  requestTimeoutMs: wholeNumber(100, 3_600_000, ' (milliseconds)').optional(),
+  keepAliveTimeoutMs: wholeNumber(100, 600_000, ' (milliseconds)').optional(),
 });
+
+function wholeNumber(min: number, max: number, unit = '') {
+  const range = { error: `must be from ${min} to ${max}${unit}` };
+  return z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(min, range).max(max, range);
+}
 
 /**
  * Starts the admin endpoint over `db`. Resolves once listening; rejects with INVALID_CONFIG for bad
@@ -99,6 +133,16 @@ export async function startAdminServer(db: DatabasePool, options: AdminServerOpt
   const allowUnauthenticatedReads = options.allowUnauthenticatedReads ?? false;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const logger = options.logger === undefined ? console : options.logger;
+  const maxConnections = options.maxConnections ?? ADMIN_SERVER_DEFAULTS.maxConnections;
+  const requestTimeoutMs = options.requestTimeoutMs ?? ADMIN_SERVER_DEFAULTS.requestTimeoutMs;
+  const headersTimeoutMs = options.headersTimeoutMs ?? Math.min(ADMIN_SERVER_DEFAULTS.headersTimeoutMs, requestTimeoutMs);
+  const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? ADMIN_SERVER_DEFAULTS.keepAliveTimeoutMs;
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new InvalidConfigError(
+      [{ path: 'adminServer.headersTimeoutMs', value: headersTimeoutMs, rule: `must not be more than requestTimeoutMs (${requestTimeoutMs})` }],
+      'the admin server',
+    );
+  }
   if (allowUnauthenticatedReads && !isLoopback(host)) {
     throw new InvalidConfigError(
       [{ path: 'adminServer.allowUnauthenticatedReads', value: true, rule: `is allowed on a loopback host only (host is ${JSON.stringify(host)}): set a token instead` }],
@@ -172,13 +216,33 @@ export async function startAdminServer(db: DatabasePool, options: AdminServerOpt
     }
   };
 
-  const server = createServer((req, res) => void handle(req, res));
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 15_000; // to receive a request, not to answer it (a restart may drain longer)
-  server.keepAliveTimeout = 5_000;
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
+  const server = createServer(
+    {
+      // Node checks the header and request timeouts on this period (30 s by default, which would
+      // let an idle socket live 35 s): a tenth of the header timeout, 100 ms to 1 s.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headersTimeoutMs / 10))),
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: requestTimeoutMs, // to receive a request, not to answer it (a restart may drain longer)
+      keepAliveTimeout: keepAliveTimeoutMs,
+    },
+    (req, res) => void handle(req, res),
+  );
+  // Beyond the cap Node closes a connection as soon as it is accepted ('drop').
+  server.maxConnections = maxConnections;
+  let refused = 0;
+  let lastRefusalLog = -Infinity;
+  server.on('drop', () => {
+    refused++;
+    const now = performance.now();
+    if (now - lastRefusalLog < REFUSAL_LOG_INTERVAL_MS) return;
+    lastRefusalLog = now;
+    logger?.warn(`[db-pool-otel] admin: connection limit of ${maxConnections} reached; refused ${refused} connection(s) so far (maxConnections)`);
+  });
+  // Headers within headersTimeoutMs of the connection opening (or of the previous answer on it).
+  enforceHeaderDeadline(server, headersTimeoutMs);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') closeWithTimeout(socket);
+    else closeWithBadRequest(socket);
   });
 
   await new Promise<void>((resolve, reject) => {

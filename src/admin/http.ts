@@ -1,8 +1,9 @@
 /**
- * The admin endpoint's HTTP plumbing: JSON responses, bounded JSON request bodies, and the error
- * type handlers throw to answer with a status code.
+ * The admin endpoint's HTTP plumbing: JSON responses, bounded JSON request bodies, the error type
+ * handlers throw to answer with a status code, and the deadline for request headers.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AdminErrorCode, AdminIssue } from './protocol.js';
 
 /** Thrown by a handler (or the plumbing) to answer with `status` and `{ error: { code, message, issues? } }`. */
@@ -146,4 +147,51 @@ export function discardBody(req: IncomingMessage, limitBytes = DISCARD_LIMIT_BYT
     req.on('error', onError);
     req.resume();
   });
+}
+
+/**
+ * Gives every connection `timeoutMs` to send complete request headers, counted from when it opens
+ * and again from each answer sent on it (keep-alive); then it is answered 408 and closed. Node's
+ * own `headersTimeout` starts over at the first byte of a request, so a client that sends one byte
+ * just before it runs out and then trickles would get twice as long.
+ */
+export function enforceHeaderDeadline(server: Server, timeoutMs: number): void {
+  const timers = new WeakMap<Duplex, NodeJS.Timeout>();
+  const disarm = (socket: Duplex) => clearTimeout(timers.get(socket));
+  const arm = (socket: Duplex) => {
+    disarm(socket);
+    const timer = setTimeout(() => closeWithTimeout(socket), timeoutMs);
+    timer.unref();
+    timers.set(socket, timer);
+  };
+  server.on('connection', (socket: Duplex) => {
+    arm(socket);
+    socket.once('close', () => disarm(socket));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    disarm(req.socket);
+    res.once('finish', () => {
+      if (!req.socket.destroyed) arm(req.socket);
+    });
+  });
+}
+
+/** Answers 408 on a raw socket and closes it (destroyed after a second if the client does not read). */
+export function closeWithTimeout(socket: Duplex): void {
+  closeWith(socket, 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+}
+
+/** Answers 400 on a raw socket (a request Node could not parse) and closes it. */
+export function closeWithBadRequest(socket: Duplex): void {
+  closeWith(socket, 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+}
+
+function closeWith(socket: Duplex, answer: string): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(answer);
+  setTimeout(() => socket.destroy(), 1_000).unref();
 }

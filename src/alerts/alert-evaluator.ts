@@ -11,10 +11,17 @@
  * | PoolDown | health probe failing while the pool has room, or no connection and connects failing | 30 s |
  * | LeakSuspected | leakedConnections > 0 | at once |
  *
- * Handler calls for one (handler, pool, condition) run one after another, never at once: a slow
- * handler delays the next call for its own key only, and cannot cause a second call for the same
- * episode (the state changes when the evaluator decides, not when the handler returns). A handler
- * that throws is logged and does not stop the others.
+ * Handler calls for one (handler, pool, condition) — a key — are coalesced: at most one runs and
+ * at most one waits behind it. A new state for a key whose call is still running replaces the
+ * waiting one (the latest state wins: a trigger, then a resolve, then a trigger again leave one
+ * trigger waiting), so a slow or hung receiver under a flapping condition holds two calls per key,
+ * not a queue, and the last state the handler hears is the last state the evaluator decided.
+ * Replaced calls are counted (`callStats().superseded`). A slow handler delays its own key only,
+ * and cannot cause a second call for the same episode (the state changes when the evaluator
+ * decides, not when the handler returns). A call still running after `handlerTimeoutMs` is
+ * abandoned: its `signal` (in the context / resolved alert) is aborted, and the waiting call
+ * starts. `stop()` waits at most `stopTimeoutMs` for running and waiting calls, then abandons
+ * them. A handler that throws is logged and does not stop the others.
  */
 import { z } from 'zod';
 import { bool, ms, zodIssues } from '../config-schema.js';
@@ -71,6 +78,37 @@ export interface AlertEvaluatorOptions {
   logger?: Pick<Console, 'warn'> | null;
   /** Start evaluating at construction. Default true. */
   autoStart?: boolean;
+  /**
+   * How long one handler call may run before the evaluator stops waiting for it: its `signal` is
+   * aborted, the abandonment logged, and the latest state for its key is delivered next. Default
+   * 60 000 ms (the bundled handler's own worst case, 3 attempts × 5 s, is well under it).
+   */
+  handlerTimeoutMs?: number;
+  /**
+   * How long `stop()` (and `db.close()`) waits for running and waiting handler calls; then running
+   * calls are abandoned (signal aborted) and waiting ones dropped. Default 5 000 ms.
+   */
+  stopTimeoutMs?: number;
+}
+
+/** Counts of handler calls since the evaluator was built (`callStats()`). */
+export interface AlertCallStats {
+  /** Calls running now: at most one per (handler, pool, condition). */
+  inFlight: number;
+  /** Calls waiting behind a running one: at most one per (handler, pool, condition). */
+  pending: number;
+  /** Calls started. */
+  started: number;
+  /** Waiting calls replaced by a later state before they started (intermediate flaps, not delivered). */
+  superseded: number;
+  /** Calls that threw (logged). */
+  failed: number;
+  /** Calls abandoned after `handlerTimeoutMs`. */
+  timedOut: number;
+  /** Calls still running when `stopTimeoutMs` passed in `stop()`: abandoned. */
+  abandonedAtStop: number;
+  /** Calls still waiting when `stopTimeoutMs` passed in `stop()`, or decided by an evaluation `stop()` cut short: never started. */
+  droppedAtStop: number;
 }
 
 /** Rule names as options keys. */
@@ -97,7 +135,7 @@ export const ALERT_RULE_DEFAULTS: Record<AlertRuleName, Required<AlertRuleOption
   leakSuspected: { enabled: true, threshold: 0, forMs: 0 },
 };
 
-export const ALERT_EVALUATOR_DEFAULTS = { intervalMs: 5_000, probe: true } as const;
+export const ALERT_EVALUATOR_DEFAULTS = { intervalMs: 5_000, probe: true, handlerTimeoutMs: 60_000, stopTimeoutMs: 5_000 } as const;
 
 /** A condition that is firing now. */
 export interface ActiveAlert {
@@ -138,7 +176,25 @@ const ruleSchema = z.strictObject(
   { error: 'must be an object { enabled?, threshold?, forMs? }' },
 );
 
-const EVALUATOR_KEYS = ['intervalMs', 'rules', 'probe', 'logger', 'autoStart'];
+const EVALUATOR_KEYS = ['intervalMs', 'rules', 'probe', 'logger', 'autoStart', 'handlerTimeoutMs', 'stopTimeoutMs'];
+
+/** One handler call for a key: what to run, and how to tell its waiters it is over (run, replaced or abandoned). */
+interface HandlerCall {
+  handlerIndex: number;
+  poolId: string;
+  /** `Class.method`, for log lines. */
+  what: string;
+  run: (signal: AbortSignal) => Promise<void>;
+  /** Evaluation generation it was decided in (see `stop()`). */
+  epoch: number;
+  done: () => void;
+}
+
+/** The calls of one (handler, pool, condition): the one running and the one waiting. */
+interface CallSlot {
+  running: { call: HandlerCall; abandon: () => void } | undefined;
+  pending: HandlerCall | undefined;
+}
 
 /**
  * Evaluates the alert rules for every pool of a source and calls the handlers.
@@ -157,9 +213,15 @@ export class AlertEvaluator {
   readonly #logger: Pick<Console, 'warn'> | null;
   /** Episode state by {@link episodeKey}. */
   readonly #episodes = new Map<string, Episode>();
-  /** Tail of the call queue by `${handlerIndex}\u0000${episodeKey}`. */
-  readonly #queues = new Map<string, Promise<void>>();
-  readonly #inFlight = new Set<Promise<void>>();
+  readonly #handlerTimeoutMs: number;
+  readonly #stopTimeoutMs: number;
+  /** Running and waiting calls by `${handlerIndex}\u0000${episodeKey}`; a key with neither has no slot. */
+  readonly #slots = new Map<string, CallSlot>();
+  readonly #stats = { started: 0, superseded: 0, failed: 0, timedOut: 0, abandonedAtStop: 0, droppedAtStop: 0 };
+  /** Resolved when the last slot empties. */
+  #idleWaiters: (() => void)[] = [];
+  /** Bumped by `stop()`: calls decided by an evaluation that started before are dropped. */
+  #epoch = 0;
   #timer: NodeJS.Timeout | undefined;
   #evaluating: Promise<Promise<void>[]> | undefined;
 
@@ -170,6 +232,8 @@ export class AlertEvaluator {
     this.#rules = resolved.rules;
     this.#intervalMs = resolved.intervalMs;
     this.#probe = resolved.probe;
+    this.#handlerTimeoutMs = resolved.handlerTimeoutMs;
+    this.#stopTimeoutMs = resolved.stopTimeoutMs;
     this.#logger = options.logger === undefined ? console : options.logger;
     if (isPoolActions(source)) for (const h of this.#handlers) if (!h.attached) h.attach(source);
     if (options.autoStart !== false) this.start();
@@ -184,19 +248,53 @@ export class AlertEvaluator {
     this.#timer.unref();
   }
 
-  /** Stops evaluating; resolves when handler calls already started have finished. */
+  /**
+   * Stops evaluating. Resolves when the running and waiting handler calls have finished, or after
+   * `stopTimeoutMs`, whichever is first: then running calls are abandoned (their `signal` aborted,
+   * logged) and waiting ones dropped, so a receiver that never answers cannot hold it up.
+   */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    await this.#evaluating?.catch(() => []);
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#stopTimeoutMs)));
+    try {
+      await Promise.race([this.#evaluating?.catch(() => []), bound]);
+      await Promise.race([this.#idle(), bound]);
+    } finally {
+      clearTimeout(timer);
+    }
+    // Whatever an evaluation still running decides now is for a stopped evaluator: dropped.
+    this.#epoch++;
+    for (const slot of [...this.#slots.values()]) {
+      if (slot.pending) {
+        this.#stats.droppedAtStop++;
+        slot.pending.done();
+        slot.pending = undefined;
+      }
+      slot.running?.abandon();
+    }
+  }
+
+  /** Counts of handler calls: running, waiting, started, replaced, failed and abandoned. */
+  callStats(): AlertCallStats {
+    let inFlight = 0;
+    let pending = 0;
+    for (const slot of this.#slots.values()) {
+      if (slot.running) inFlight++;
+      if (slot.pending) pending++;
+    }
+    return { inFlight, pending, ...this.#stats };
   }
 
   get running(): boolean {
     return this.#timer !== undefined;
   }
 
-  /** Evaluates every pool now; resolves after the handler calls it caused (and earlier ones for the same keys) ran. */
+  /**
+   * Evaluates every pool now; resolves after the handler calls it caused ran (or were replaced by
+   * a later state, or abandoned), and earlier ones for the same keys.
+   */
   async evaluateNow(): Promise<void> {
     while (this.#evaluating) await this.#evaluating.catch(() => []);
     const calls = await this.#runEvaluation();
@@ -223,6 +321,7 @@ export class AlertEvaluator {
 
   async #evaluate(): Promise<Promise<void>[]> {
     const calls: Promise<void>[] = [];
+    const epoch = this.#epoch;
     let pools: string[];
     try {
       pools = [...this.#source.listPools()];
@@ -250,26 +349,26 @@ export class AlertEvaluator {
         const kind = RULE_KIND[rule];
         seen.add(episodeKey(poolId, kind));
         const obs = observe(rule, m, cfg.threshold, probes.get(poolId));
-        calls.push(...this.#step(poolId, kind, obs, cfg, now, metricsJson));
+        calls.push(...this.#step(poolId, kind, obs, cfg, now, metricsJson, epoch));
       }
     }
     // Episodes of pools that are gone (or rules switched off) end here.
     for (const [key, e] of this.#episodes) {
       if (seen.has(key)) continue;
       this.#episodes.delete(key);
-      if (e.firing) calls.push(...this.#resolve(e, now, pools.includes(e.poolId) ? 'cleared' : 'pool-removed'));
+      if (e.firing) calls.push(...this.#resolve(e, now, pools.includes(e.poolId) ? 'cleared' : 'pool-removed', epoch));
     }
     return calls;
   }
 
   /** One rule, one pool, one sample: start, fire, continue or end an episode. */
-  #step(poolId: string, kind: AlertKind, obs: Observation, cfg: Required<AlertRuleOptions>, now: number, metrics: Record<string, unknown>): Promise<void>[] {
+  #step(poolId: string, kind: AlertKind, obs: Observation, cfg: Required<AlertRuleOptions>, now: number, metrics: Record<string, unknown>, epoch: number): Promise<void>[] {
     const key = episodeKey(poolId, kind);
     const e = this.#episodes.get(key);
     if (!obs.holds) {
       if (!e) return [];
       this.#episodes.delete(key);
-      return e.firing ? this.#resolve(e, now, 'cleared') : [];
+      return e.firing ? this.#resolve(e, now, 'cleared', epoch) : [];
     }
     const episode: Episode = e ?? { poolId, kind, sinceMono: now, since: new Date().toISOString(), firing: false, firedAt: '', value: obs.value, peakValue: obs.value };
     if (!e) this.#episodes.set(key, episode);
@@ -290,10 +389,10 @@ export class AlertEvaluator {
     };
     const fired: Fired = { context, error: obs.error, leaked: kind === 'LeakSuspected' ? this.#leakedConnection(poolId) : undefined };
     const { method, call } = HANDLER_CALLS[kind];
-    return this.#handlers.map((h, i) => this.#enqueue(i, poolId, kind, `${h.constructor.name}.${method}`, () => call(h, fired)));
+    return this.#handlers.map((h, i) => this.#enqueue(i, poolId, kind, `${h.constructor.name}.${method}`, epoch, (signal) => call(h, withSignal(fired, signal))));
   }
 
-  #resolve(e: Episode, now: number, reason: ResolvedAlert['reason']): Promise<void>[] {
+  #resolve(e: Episode, now: number, reason: ResolvedAlert['reason'], epoch: number): Promise<void>[] {
     const { poolId, kind } = e;
     const resolved: ResolvedAlert = {
       kind,
@@ -307,27 +406,95 @@ export class AlertEvaluator {
       peakValue: e.peakValue,
       reason,
     };
-    return this.#handlers.map((h, i) => this.#enqueue(i, poolId, kind, `${h.constructor.name}.handleResolved`, () => h.handleResolved(resolved)));
+    return this.#handlers.map((h, i) => this.#enqueue(i, poolId, kind, `${h.constructor.name}.handleResolved`, epoch, (signal) => h.handleResolved(signalled({ ...resolved }, signal))));
   }
 
-  /** Chains a call behind earlier calls for the same handler, pool and condition. */
-  #enqueue(handlerIndex: number, poolId: string, kind: AlertKind, what: string, call: () => Promise<void>): Promise<void> {
+  /**
+   * Runs a call for a (handler, pool, condition) now when none is running for it; otherwise it
+   * waits, replacing the call already waiting (the latest state wins). Resolves when the call has
+   * run, was replaced, or was abandoned.
+   */
+  #enqueue(handlerIndex: number, poolId: string, kind: AlertKind, what: string, epoch: number, run: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    let done!: () => void;
+    const settled = new Promise<void>((resolve) => (done = resolve));
+    const call: HandlerCall = { handlerIndex, poolId, what, run, epoch, done };
+    if (epoch !== this.#epoch) {
+      // Decided by an evaluation that stop() cut short.
+      this.#stats.droppedAtStop++;
+      done();
+      return settled;
+    }
     const key = `${handlerIndex}\u0000${episodeKey(poolId, kind)}`;
-    const previous = this.#queues.get(key) ?? Promise.resolve();
-    const next = previous.then(async () => {
-      try {
-        await call();
-      } catch (err) {
-        this.#log(`alert handler ${what} for pool "${poolId}" failed: ${this.#redact(handlerIndex, describeError(err))}`);
+    let slot = this.#slots.get(key);
+    if (!slot) {
+      slot = { running: undefined, pending: undefined };
+      this.#slots.set(key, slot);
+    }
+    if (!slot.running) {
+      this.#start(key, slot, call);
+    } else {
+      if (slot.pending) {
+        this.#stats.superseded++;
+        slot.pending.done();
       }
-    });
-    this.#queues.set(key, next);
-    this.#inFlight.add(next);
-    void next.finally(() => {
-      this.#inFlight.delete(next);
-      if (this.#queues.get(key) === next) this.#queues.delete(key);
-    });
-    return next;
+      slot.pending = call;
+    }
+    return settled;
+  }
+
+  /** Runs a call; when it settles, times out or is abandoned, the waiting call for its key (if any) starts. */
+  #start(key: string, slot: CallSlot, call: HandlerCall): void {
+    const controller = new AbortController();
+    this.#stats.started++;
+    let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (outcome: 'settled' | 'timeout' | 'stop') => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      if (outcome !== 'settled') {
+        const why = outcome === 'timeout' ? `${this.#handlerTimeoutMs} ms (handlerTimeoutMs)` : `${this.#stopTimeoutMs} ms of stop()`;
+        if (outcome === 'timeout') this.#stats.timedOut++;
+        else this.#stats.abandonedAtStop++;
+        controller.abort(new Error(`the alert evaluator stopped waiting for it after ${why}`));
+        this.#log(`alert handler ${call.what} for pool "${call.poolId}" did not finish within ${why}; abandoned`);
+      }
+      slot.running = undefined;
+      call.done();
+      const next = slot.pending;
+      slot.pending = undefined;
+      if (next && outcome !== 'stop') {
+        this.#start(key, slot, next);
+        return;
+      }
+      if (next) {
+        this.#stats.droppedAtStop++;
+        next.done();
+      }
+      if (this.#slots.get(key) === slot) this.#slots.delete(key);
+      if (this.#slots.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+    };
+    slot.running = { call, abandon: () => finish('stop') };
+    timer = setTimeout(() => finish('timeout'), this.#handlerTimeoutMs);
+    // A call still running must not keep the process alive by this timer alone.
+    timer.unref();
+    void (async () => {
+      try {
+        await call.run(controller.signal);
+      } catch (err) {
+        if (!finished) {
+          this.#stats.failed++;
+          this.#log(`alert handler ${call.what} for pool "${call.poolId}" failed: ${this.#redact(call.handlerIndex, describeError(err))}`);
+        }
+      }
+      finish('settled');
+    })();
+  }
+
+  /** Resolves when no handler call is running or waiting. */
+  #idle(): Promise<void> {
+    if (this.#slots.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** The longest-held loan: the one most surely leaked. */
@@ -417,6 +584,16 @@ const HANDLER_CALLS: Record<AlertKind, { method: string; call: (h: AlertHandler,
   LeakSuspected: { method: 'handleLeakSuspected', call: (h, { context, leaked }) => h.handleLeakSuspected(context.poolId, leaked ?? { id: -1, activeDurationMs: 0 }, context) },
 };
 
+/** `value` with a `signal` property that JSON, `util.inspect` and deep comparisons do not see. */
+function signalled<T extends object>(value: T, signal: AbortSignal): T & { signal: AbortSignal } {
+  return Object.defineProperty(value, 'signal', { value: signal, enumerable: false, configurable: true, writable: false }) as T & { signal: AbortSignal };
+}
+
+/** A copy of a firing for one handler call, its context carrying that call's signal. */
+function withSignal(fired: Fired, signal: AbortSignal): Fired {
+  return { ...fired, context: signalled({ ...fired.context }, signal) };
+}
+
 function snapshot(m: AlertMetrics): Record<string, unknown> {
   try {
     return typeof m.toJSON === 'function' ? m.toJSON() : { ...m };
@@ -430,7 +607,7 @@ function isPoolActions(source: unknown): source is PoolActions {
   return typeof s.getPoolConfig === 'function' && typeof s.updatePoolConfig === 'function' && typeof s.optimizePoolSize === 'function' && typeof s.cleanupPool === 'function';
 }
 
-function resolveOptions(options: unknown): { intervalMs: number; probe: boolean; rules: Record<AlertRuleName, Required<AlertRuleOptions>> } {
+function resolveOptions(options: unknown): { intervalMs: number; probe: boolean; handlerTimeoutMs: number; stopTimeoutMs: number; rules: Record<AlertRuleName, Required<AlertRuleOptions>> } {
   const issues: ConfigIssue[] = [];
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new InvalidConfigError([{ path: '(options)', value: options, rule: 'must be an object' }], 'AlertEvaluator');
@@ -443,6 +620,15 @@ function resolveOptions(options: unknown): { intervalMs: number; probe: boolean;
       issues.push({ path: 'intervalMs', value: o.intervalMs, rule: 'must be a whole number from 10 to 3600000 (milliseconds)' });
     } else intervalMs = o.intervalMs;
   }
+  const wholeMs = (key: 'handlerTimeoutMs' | 'stopTimeoutMs', min: number, max: number, fallback: number): number => {
+    const v = o[key];
+    if (v === undefined) return fallback;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
+    issues.push({ path: key, value: v, rule: `must be a whole number from ${min} to ${max} (milliseconds)` });
+    return fallback;
+  };
+  const handlerTimeoutMs = wholeMs('handlerTimeoutMs', 100, 3_600_000, ALERT_EVALUATOR_DEFAULTS.handlerTimeoutMs);
+  const stopTimeoutMs = wholeMs('stopTimeoutMs', 0, 600_000, ALERT_EVALUATOR_DEFAULTS.stopTimeoutMs);
   if (o.probe !== undefined && typeof o.probe !== 'boolean') issues.push({ path: 'probe', value: o.probe, rule: 'must be true or false' });
   if (o.autoStart !== undefined && typeof o.autoStart !== 'boolean') issues.push({ path: 'autoStart', value: o.autoStart, rule: 'must be true or false' });
   if (o.logger !== undefined && o.logger !== null && typeof (o.logger as { warn?: unknown }).warn !== 'function') {
@@ -471,5 +657,5 @@ function resolveOptions(options: unknown): { intervalMs: number; probe: boolean;
     }
   }
   if (issues.length > 0) throw new InvalidConfigError(issues, 'AlertEvaluator');
-  return { intervalMs, probe: o.probe === undefined ? ALERT_EVALUATOR_DEFAULTS.probe : (o.probe as boolean), rules };
+  return { intervalMs, probe: o.probe === undefined ? ALERT_EVALUATOR_DEFAULTS.probe : (o.probe as boolean), handlerTimeoutMs, stopTimeoutMs, rules };
 }

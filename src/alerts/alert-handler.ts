@@ -23,6 +23,7 @@ import { WebhookChannel } from './channels/webhook.js';
 import { withRetry } from './retry.js';
 import {
   ALERT_LEVELS,
+  DeliveryError,
   type Alert,
   type AlertChannel,
   type AlertKind,
@@ -61,6 +62,11 @@ export interface AlertContext {
   since: string;
   /** The metrics snapshot behind the decision (`toJSON()` of `getDetailedMetrics`). */
   metrics: Record<string, unknown>;
+  /**
+   * Aborted when the evaluator abandons this call (it ran past `handlerTimeoutMs`, or `stop()`
+   * timed out): stop working on it. Pass it on as `sendAlert({ signal })`. Not enumerable.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The end of an episode, as `handleResolved` receives it. */
@@ -79,6 +85,8 @@ export interface ResolvedAlert {
   peakValue: number;
   /** 'cleared': the condition no longer holds; 'pool-removed': the pool is gone. */
   reason: 'cleared' | 'pool-removed';
+  /** Aborted when the evaluator abandons this call (see {@link AlertContext.signal}). Not enumerable. */
+  readonly signal?: AbortSignal;
 }
 
 /** What the healing helpers need of a `DatabasePool` (which satisfies it). */
@@ -170,6 +178,7 @@ export class AlertHandler {
       dedupKey: context?.dedupKey ?? alertDedupKey(poolId, 'HighQueryLatency'),
       message: `Pool "${poolId}": query latency P99 is ${fmtNumber(latencyMs)} ms${held}`,
       details: detailsOf(context, { latencyP99Ms: round3(latencyMs) }),
+      signal: context?.signal,
     });
   }
 
@@ -187,6 +196,7 @@ export class AlertHandler {
       dedupKey: context?.dedupKey ?? alertDedupKey(poolId, 'ConnectionExhaustion'),
       message: `Pool "${poolId}" is out of connections: ${numbers}${context ? ` (for ${fmtDuration(context.forMs)})` : ''}`,
       details: detailsOf(context, {}),
+      signal: context?.signal,
     });
   }
 
@@ -200,6 +210,7 @@ export class AlertHandler {
       dedupKey: context?.dedupKey ?? alertDedupKey(poolId, 'HighErrorRate'),
       message: `Pool "${poolId}": ${fmtPercent(errorRate)} of queries are failing${held}`,
       details: detailsOf(context, { errorRate: round3(errorRate) }),
+      signal: context?.signal,
     });
   }
 
@@ -213,6 +224,7 @@ export class AlertHandler {
       dedupKey: context?.dedupKey ?? alertDedupKey(poolId, 'PoolDown'),
       message: `Pool "${poolId}" is down: ${why}${context ? ` (for ${fmtDuration(context.forMs)})` : ''}`,
       details: detailsOf(context, { error: why }),
+      signal: context?.signal,
     });
   }
 
@@ -233,6 +245,7 @@ export class AlertHandler {
         ...(connection.stackTrace ? { stackTrace: truncate(connection.stackTrace, 4_000) } : {}),
         ...(connection.traceId ? { traceId: connection.traceId } : {}),
       }),
+      signal: context?.signal,
     });
   }
 
@@ -253,6 +266,7 @@ export class AlertHandler {
       resolve: true,
       message: `Pool "${alert.poolId}": ${alert.kind} ${why}`,
       details: { since: alert.since, firedAt: alert.firedAt, resolvedAt: alert.resolvedAt, durationMs: Math.round(alert.durationMs), reason: alert.reason, value: round3(alert.value), peakValue: round3(alert.peakValue) },
+      signal: alert.signal,
     });
   }
 
@@ -295,36 +309,36 @@ export class AlertHandler {
     const open = dedupKey === undefined ? undefined : this.#open.get(dedupKey);
     const names = options?.channels ?? (resolve && open ? open.channels : [...this.#channels.keys()]);
     const gate = !(resolve && open && options?.channels === undefined);
-    const tried: string[] = [];
-    report.deliveries = await Promise.all(
-      [...new Set(names)].map(async (name): Promise<ChannelDelivery> => {
-        const channel = this.#channels.get(name);
-        if (!channel) {
-          const error = `no channel named "${name}" (configured: ${this.channelNames.join(', ') || 'none'})`;
-          this.#log(`alert not sent to channel "${name}": ${error}`);
-          return { channel: name, type: 'unknown', ok: false, attempts: 0, durationMs: 0, error };
-        }
-        if (gate && ALERT_LEVELS.indexOf(level) < ALERT_LEVELS.indexOf(channel.minLevel)) {
-          return { channel: name, type: channel.type, ok: false, skipped: `level ${level} is below the channel's minLevel ${channel.minLevel}`, attempts: 0, durationMs: 0 };
-        }
-        tried.push(name);
-        return this.#deliver(channel, alert);
-      }),
-    );
-    report.ok = report.deliveries.every((d) => d.ok || d.skipped !== undefined);
-
+    const planned = [...new Set(names)].map((name): { name: string; channel?: AlertChannel; outcome?: ChannelDelivery } => {
+      const channel = this.#channels.get(name);
+      if (!channel) {
+        const error = `no channel named "${name}" (configured: ${this.channelNames.join(', ') || 'none'})`;
+        this.#log(`alert not sent to channel "${name}": ${error}`);
+        return { name, outcome: { channel: name, type: 'unknown', ok: false, attempts: 0, durationMs: 0, error } };
+      }
+      if (gate && ALERT_LEVELS.indexOf(level) < ALERT_LEVELS.indexOf(channel.minLevel)) {
+        return { name, outcome: { channel: name, type: channel.type, ok: false, skipped: `level ${level} is below the channel's minLevel ${channel.minLevel}`, attempts: 0, durationMs: 0 } };
+      }
+      return { name, channel };
+    });
+    const tried = planned.filter((p) => p.channel !== undefined).map((p) => p.name);
+    // The episode is opened (or closed) when its delivery starts, not when it ends: a resolve that
+    // follows a trigger still being delivered (or abandoned by the evaluator) goes to its channels.
     if (dedupKey !== undefined) {
       if (resolve) this.#open.delete(dedupKey);
       else if (tried.length > 0) this.#remember(dedupKey, level, tried);
     }
+    report.deliveries = await Promise.all(planned.map((p) => (p.channel ? this.#deliver(p.channel, alert, options?.signal) : Promise.resolve(p.outcome!))));
+    report.ok = report.deliveries.every((d) => d.ok || d.skipped !== undefined);
     return report;
   }
 
-  async #deliver(channel: AlertChannel, alert: Alert): Promise<ChannelDelivery> {
+  async #deliver(channel: AlertChannel, alert: Alert, signal: AbortSignal | undefined): Promise<ChannelDelivery> {
     const started = performance.now();
     const what = `${alert.status === 'resolved' ? 'RESOLVED' : alert.level.toUpperCase()}${alert.kind ? ` ${alert.kind}` : ''}${alert.poolId !== undefined ? ` on pool "${alert.poolId}"` : ''}`;
     const outcome = await withRetry(
-      () => channel.send(alert, this.#timeoutMs),
+      // Abandoned (the evaluator's signal): no further attempt, and the one running is not waited for.
+      () => (signal ? untilAborted(() => channel.send(alert, this.#timeoutMs), signal) : channel.send(alert, this.#timeoutMs)),
       this.#retry,
       (attempt, error, nextDelayMs) => {
         const then = nextDelayMs === undefined ? `; giving up on alert ${what}` : `; retrying in ${Math.round(nextDelayMs)} ms`;
@@ -468,6 +482,19 @@ function fmtDuration(ms: number): string {
   if (s < 7_200) return s % 60 === 0 ? `${s / 60} min` : `${Math.floor(s / 60)} min ${s % 60} s`;
   const min = Math.round(s / 60);
   return `${Math.floor(min / 60)} h ${min % 60} min`;
+}
+
+/** `work()`, or a permanent DeliveryError as soon as `signal` is aborted (at once, without starting it, when it already is). */
+function untilAborted<T>(work: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  const abandoned = () => new DeliveryError(`abandoned: ${describeError(signal.reason)}`, { permanent: true });
+  if (signal.aborted) return Promise.reject(abandoned());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abandoned());
+    signal.addEventListener('abort', onAbort, { once: true });
+    work()
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function truncate(s: string, n: number): string {

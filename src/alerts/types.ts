@@ -33,6 +33,11 @@ export interface SendAlertOptions {
   resolve?: boolean;
   /** Extra facts for the payload (`details` in JSON, `custom_details` for PagerDuty). Plain JSON values. */
   details?: Record<string, unknown>;
+  /**
+   * Abandons the delivery when aborted: no further attempt, and the attempt running is not waited
+   * for (the channel's own `timeoutMs` still ends it). The `handle*` methods pass the evaluator's.
+   */
+  signal?: AbortSignal;
 }
 
 /** The normalized alert every channel formats. */

@@ -2,6 +2,7 @@
  * Entry point of the `db-pool` command (`bin/db-pool.js` loads the built copy of this file).
  * Sets the exit code instead of calling `process.exit`, so output on pipes is never cut short.
  */
+import { escapeControls } from './format.js';
 import { run } from './main.js';
 
 // `db-pool pools | head -1`: the reader left; stop quietly instead of crashing on EPIPE.
@@ -17,7 +18,7 @@ run(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`db-pool: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`db-pool: internal error: ${escapeControls(err instanceof Error ? err.message : String(err))}\n`);
     process.exitCode = 1;
   },
 );

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AdminErrorBody } from '../admin/protocol.js';
+import { escapeControls, human, joined, Rendered } from './format.js';
 
 /** Exit codes of `db-pool`. */
 export const EXIT = {
@@ -20,15 +21,18 @@ export const EXIT = {
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
-/** A failure to report on stderr with its exit code. */
+/**
+ * A failure to report on stderr with its exit code. A plain-string message is one line: its
+ * control characters (line feeds included) are escaped; a {@link Rendered} one keeps its layout.
+ */
 export class CliError extends Error {
   constructor(
     readonly exitCode: ExitCode,
-    message: string,
+    message: string | Rendered,
     /** The admin endpoint's error code, when it answered with one. */
     readonly code?: string,
   ) {
-    super(message);
+    super(message instanceof Rendered ? message.text : escapeControls(message));
     this.name = 'CliError';
   }
 }
@@ -145,9 +149,9 @@ function errorFor(where: string, status: number, json: unknown, sentToken: boole
   }
   if (status === 400 || status === 413 || status === 415) {
     const issues = Array.isArray(error?.issues) ? error.issues : [];
-    const lines = issues.map((i) => `\n  - ${i.path}: ${i.rule}${i.value === undefined ? '' : ` (got ${JSON.stringify(i.value)})`}`);
+    const lines = issues.map((i) => human`\n  - ${i.path}: ${i.rule}${i.value === undefined ? '' : human` (got ${JSON.stringify(i.value)})`}`);
     const head = issues.length > 0 ? 'rejected, nothing changed' : message;
-    return new CliError(EXIT.usage, `${head}${lines.join('')}`);
+    return new CliError(EXIT.usage, human`${head}${joined(lines, '')}`);
   }
   return new CliError(EXIT.failed, `${message}${code && !message.includes(code) ? ` (${code})` : ''}`, code);
 }

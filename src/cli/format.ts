@@ -1,9 +1,81 @@
-/** Human-readable output of the CLI: aligned tables and number formats. */
+/**
+ * Human-readable output of the CLI: aligned tables and number formats, and the one place where
+ * text from the endpoint is made safe for a terminal.
+ *
+ * Everything the endpoint sends is data, not terminal control: C0 and C1 control characters, DEL,
+ * the Unicode line and paragraph separators and the bidirectional overrides are shown escaped
+ * (`\n`, `\r`, `\t`, `\x1b`, `\x9b`, `\u2028`), so a SQL alias, an error message or a pool
+ * field cannot retitle the window, clear the screen, move the cursor or forge a line. Human output
+ * is built as {@link Rendered} text — by {@link table}, {@link keyValues} and the {@link human}
+ * template, which escape every value put into them, line feeds included — so the only line feeds
+ * left are the layout's own; and {@link terminalSafe}, applied where the CLI writes, escapes any
+ * control character but the line feed whatever the path.
+ */
 
 type Cell = string | number | boolean | null | undefined;
 
+/** C0 and C1 controls, DEL, the line and paragraph separators, the bidirectional controls. */
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+/** The same but the line feed. */
+const CONTROLS_BUT_LF = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+/** Those JSON.stringify leaves raw: DEL, C1, the separators and bidirectional controls. */
+const JSON_UNESCAPED = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function escapeChar(c: string): string {
+  const named = NAMED[c];
+  if (named !== undefined) return named;
+  const code = c.charCodeAt(0);
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/** `text` with every control character escaped, line feeds included: one line, shown as is otherwise. */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROLS, escapeChar);
+}
+
+/** `text` with every control character but the line feed escaped: the last guard before a write. */
+export function terminalSafe(text: string): string {
+  return text.replace(CONTROLS_BUT_LF, escapeChar);
+}
+
+/** Pretty JSON for `--json`: the same data, with the characters JSON leaves raw written as `\uXXXX`. */
+export function jsonText(data: unknown): string {
+  return JSON.stringify(data, null, 2).replace(JSON_UNESCAPED, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Text ready for the terminal: the values in it escaped, its line feeds the layout's. */
+export class Rendered {
+  constructor(readonly text: string) {}
+  toString(): string {
+    return this.text;
+  }
+}
+
+/**
+ * A template for human output: every interpolated value is escaped (line feeds included) unless it
+ * is already {@link Rendered}; the template's own text is the layout.
+ *
+ * @example
+ * human`pool ${poolId}: ${changes}`
+ */
+export function human(strings: TemplateStringsArray, ...values: unknown[]): Rendered {
+  let out = strings[0]!;
+  for (let i = 0; i < values.length; i++) out += shown(values[i]) + strings[i + 1]!;
+  return new Rendered(out);
+}
+
+/** Rendered parts joined by `separator` (layout: a line feed by default). */
+export function joined(parts: readonly Rendered[], separator = '\n'): Rendered {
+  return new Rendered(parts.map((p) => p.text).join(separator));
+}
+
+function shown(v: unknown): string {
+  return v instanceof Rendered ? v.text : escapeControls(String(v));
+}
+
 /** An aligned table with a header row; numeric columns are right-aligned. */
-export function table(head: string[], rows: Cell[][]): string {
+export function table(head: string[], rows: Cell[][]): Rendered {
   const text = rows.map((r) => r.map(cell));
   const widths = head.map((h, i) => Math.max(h.length, ...text.map((r) => r[i]!.length)));
   const numeric = head.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number' || /^-?[\d.]+( ?(ms|s|%))?$/.test(cell(r[i]))));
@@ -12,18 +84,19 @@ export function table(head: string[], rows: Cell[][]): string {
       .map((c, i) => (i === cells.length - 1 ? (numeric[i] ? c.padStart(widths[i]!) : c) : numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  return [line(head), ...text.map(line)].join('\n');
+  return new Rendered([line(head.map(escapeControls)), ...text.map(line)].join('\n'));
 }
 
-/** Aligned `label  value` lines. */
-export function keyValues(pairs: [string, Cell][]): string {
-  const width = Math.max(...pairs.map(([k]) => k.length));
-  return pairs.map(([k, v]) => `${k.padEnd(width)}  ${cell(v)}`).join('\n');
+/** Aligned `label  value` lines (labels and values escaped). */
+export function keyValues(pairs: [string, Cell][]): Rendered {
+  const labels = pairs.map(([k]) => escapeControls(k));
+  const width = Math.max(...labels.map((k) => k.length));
+  return new Rendered(pairs.map(([, v], i) => `${labels[i]!.padEnd(width)}  ${cell(v)}`).join('\n'));
 }
 
 function cell(v: Cell): string {
   if (v === null || v === undefined || v === '') return '-';
-  return String(v);
+  return escapeControls(String(v));
 }
 
 /** Milliseconds: two decimals under 10, one under 1000, then seconds. */
@@ -61,9 +134,12 @@ export function duration(msValue: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** Cuts a one-line rendering of `text` to `max` characters. */
+/**
+ * Cuts a one-line rendering of `text` to `max` characters: runs of white space (line breaks
+ * included) become one space, other control characters are escaped.
+ */
 export function clip(text: unknown, max = 80): string {
-  const s = String(text ?? '').replace(/\s+/g, ' ').trim();
+  const s = escapeControls(String(text ?? '').replace(/\s+/g, ' ').trim());
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
