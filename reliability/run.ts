@@ -16,10 +16,15 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { auditScenario } from './audit.js';
 import { FAULTS_CI, FAULTS_FULL, dnsScenario, resetPlan, runFault, slowPlan, stallPlan, terminatePlan } from './scenarios/faults.js';
+import { alertBoundsScenario } from './scenarios/alert-bounds.js';
+import { fleetScenario } from './scenarios/fleet.js';
+import { hugeStatementsScenario } from './scenarios/huge-statements.js';
+import { INTEGRITY_CI, INTEGRITY_FULL, integrityScenario } from './scenarios/integrity.js';
 import { LOAD_CI, LOAD_FULL, loadScenario } from './scenarios/load.js';
 import { PROPERTIES_CI, PROPERTIES_FULL, adminBodyProperties, cliEmptyPoolScenario, cliProperties, configProperties, doubleSlashScenario, poolIdProperties, sqlProperties } from './scenarios/properties.js';
 import { adminMatrixScenario, parametersScenario, sanitizedTextScenario, secretsScenario, seriesBoundScenario } from './scenarios/security.js';
 import { OWN_SERVER_SETTINGS, authPlan, maxConnectionsScenario, restartPlan } from './scenarios/server-faults.js';
+import { seriesChurnScenario } from './scenarios/series-churn.js';
 import { SOAK_CI, SOAK_FULL, soakScenario } from './scenarios/soak.js';
 import { startOwnServer, type OwnServer } from './support/own-server.js';
 import type { ScenarioContext, ScenarioResult } from './support/outcomes.js';
@@ -59,7 +64,12 @@ const entries: Entry[] = [
   { key: 'dns', group: 'Faults', run: () => dnsScenario(ctx, { burst: ci ? 50 : 500, sequentialMs: ci ? 1_500 : 5_000 }) },
   { key: 'restart', group: 'Faults', run: async () => runFault({ ...ctx, databaseUrl: (await ownServer()).url }, restartPlan(await ownServer()), faults) },
   { key: 'auth', group: 'Faults', run: async () => runFault({ ...ctx, databaseUrl: (await ownServer()).url }, await authPlan(await ownServer()), faults, ci ? 1 : 3) },
+  { key: 'fleet', group: 'Faults', run: () => fleetScenario(ctx) },
   { key: 'maxconn', group: 'Faults', run: async () => maxConnectionsScenario({ ...ctx, databaseUrl: (await ownServer()).url }, await ownServer(), faults) },
+  { key: 'integrity', group: 'Integrity', run: () => integrityScenario(ctx, ci ? INTEGRITY_CI : INTEGRITY_FULL) },
+  { key: 'huge-statements', group: 'Integrity', run: () => hugeStatementsScenario(ctx) },
+  { key: 'alert-bounds', group: 'Integrity', run: () => alertBoundsScenario(ctx) },
+  { key: 'series-churn', group: 'Integrity', run: () => seriesChurnScenario(ctx) },
   { key: 'configs', group: 'Bad input', run: () => configProperties(ctx, props) },
   { key: 'poolids', group: 'Bad input', run: () => poolIdProperties(ctx, props) },
   { key: 'sql', group: 'Bad input', run: () => sqlProperties(ctx, props) },

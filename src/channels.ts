@@ -77,6 +77,11 @@ export interface QueryMessage extends ServerInfo {
   readonly loanId: number;
   /** The statement as given (may hold literals: use `describeQuery(text)` for the sanitized form). */
   readonly text: string;
+  /**
+   * The session's `standard_conforming_strings` when it was sent (false: a backslash escapes in
+   * '...' strings); pass it to `describeQuery(text, { standardConformingStrings })`. Absent: on.
+   */
+  readonly standardConformingStrings?: boolean;
   /** Number of bound parameter values. */
   readonly valuesCount: number;
   /** On end: rows returned or affected. */
@@ -110,8 +115,13 @@ export interface ReleaseMessage {
   readonly useMs: number;
   /** True when the connection was closed instead of going back to the pool. */
   readonly destroyed: boolean;
-  /** Why it was closed: 'error', 'broken', 'in-transaction', 'expired', 'revoked', 'closing'. */
+  /** Why it was closed: 'error', 'broken', 'in-transaction', 'expired', 'revoked', 'closing', 'statements-pending'. */
   readonly reason?: string;
+  /**
+   * Set when the holder released it with statements still in flight: how many. The connection was
+   * lent to nobody until they were answered (this message comes then), and closed if they were not.
+   */
+  readonly pendingStatements?: number;
 }
 
 /** `db-pool:pool` — lifecycle of a pool. */

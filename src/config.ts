@@ -1,12 +1,17 @@
 /**
  * Pool configuration: the schema, its defaults, validation into one clear issue per problem, and
- * redaction. Validation never echoes a secret: issues about `password` or `connectionString` carry a
- * redacted value.
+ * redaction. Validation never echoes a secret: an issue shows a value only for fields known to be
+ * harmless (an allow-list, {@link SHOWN_FIELDS}); a connection URL is shown with its password
+ * replaced; anything else — a password under a misspelled key, a URL where an object belongs — is
+ * `[REDACTED]`.
  */
+import type pg from 'pg';
 import { z } from 'zod';
 import { bool, int, ms, nonEmptyStr, str, zodIssues } from './config-schema.js';
 import { InvalidConfigError } from './errors.js';
-import { safeDecode, stripUndefined } from './object-utils.js';
+import { REDACTED, issueValue, redactUnknown, safeDecode, stripUndefined, type ShownFields } from './object-utils.js';
+
+export { REDACTED };
 
 /** TLS settings passed to `pg` as is. */
 export interface TlsConfig {
@@ -17,15 +22,36 @@ export interface TlsConfig {
   servername?: string;
 }
 
-/** Where a pool connects: a URL, or the parts. */
+/** Where a pool connects: a URL, or the parts; and pg's connection options, passed through. */
 export interface ConnectionConfig {
   connectionString?: string;
   host?: string;
   port?: number;
   user?: string;
-  password?: string;
+  /**
+   * The password, or a function that returns it (or a promise of it) for every new connection:
+   * short-lived tokens such as AWS RDS IAM or Azure AD, fetched when needed.
+   */
+  password?: string | (() => string | Promise<string>);
   database?: string;
   ssl?: boolean | TlsConfig;
+  /** TCP keep-alive on the connection's socket (pg's `keepAlive`). Default true. */
+  keepAlive?: boolean;
+  /** Idle time before the first keep-alive probe, ms (pg's `keepAliveInitialDelayMillis`). */
+  keepAliveInitialDelayMillis?: number;
+  /** Server-side `statement_timeout` for every statement of the session, ms (0: none). */
+  statement_timeout?: number;
+  /** Server-side `lock_timeout`, ms. */
+  lock_timeout?: number;
+  /** Server-side `idle_in_transaction_session_timeout`, ms. */
+  idle_in_transaction_session_timeout?: number;
+  /** Command-line options sent at startup, e.g. `-c search_path=app,public` (pg's `options`). */
+  options?: string;
+  /**
+   * The socket to talk over instead of a TCP connection pg opens: a function returning a new
+   * `net.Socket` / duplex stream per connection (pg's `stream`), e.g. for a tunnel.
+   */
+  stream?: () => NodeJS.ReadWriteStream;
 }
 
 /** Settings of one pool. Every field but `connection` has a default (see {@link POOL_DEFAULTS}). */
@@ -66,11 +92,29 @@ export interface PoolConfig {
    * since the next statement may reach another server connection.
    */
   transactionPooling?: boolean;
+  /**
+   * Close a connection after it has been lent this many times (pg.Pool's `maxUses`: spreads
+   * sessions over the servers behind a load balancer or PgBouncer after a rebalance); 0 never.
+   */
+  maxUses?: number;
+  /**
+   * Runs once per new physical connection, before it is first lent, whichever face lends it
+   * (`db.query`, `acquire`, `pgPool`, knex). May return a promise; a throw or rejection closes the
+   * connection and counts as a failed connect. The client is the raw `pg.Client`.
+   */
+  onConnect?: (client: pg.Client) => void | Promise<void>;
+  /** Idle connections don't keep the process alive (pg.Pool's `allowExitOnIdle`): their sockets are unref'd. */
+  allowExitOnIdle?: boolean;
+  /**
+   * The client class connections are made with (pg.Pool's `Client`): a `pg.Client` subclass, e.g.
+   * one that adds driver options; default `pg.Client`. It is given the pool's client settings.
+   */
+  Client?: new (config: pg.ClientConfig) => pg.Client;
 }
 
 /** A config with every default filled in. */
-export type ResolvedPoolConfig = Required<Omit<PoolConfig, 'backup' | 'applicationName' | 'readReplicas'>> &
-  Pick<PoolConfig, 'backup' | 'readReplicas'> & { applicationName: string };
+export type ResolvedPoolConfig = Required<Omit<PoolConfig, 'backup' | 'applicationName' | 'readReplicas' | 'onConnect' | 'Client'>> &
+  Pick<PoolConfig, 'backup' | 'readReplicas' | 'onConnect' | 'Client'> & { applicationName: string };
 
 /** Defaults chosen for a production service; the README documents each. */
 export const POOL_DEFAULTS = {
@@ -87,6 +131,8 @@ export const POOL_DEFAULTS = {
   slowQueryThresholdMs: 1_000,
   metricsWindowMs: 60_000,
   transactionPooling: false,
+  maxUses: 0,
+  allowExitOnIdle: false,
 } as const satisfies Partial<PoolConfig>;
 
 const HOUR = 3_600_000;
@@ -102,14 +148,25 @@ const tlsSchema = z.strictObject({
 const connectionSchema = z
   .strictObject({
     connectionString: str()
-      .refine(isPostgresUrl, { error: 'must be a postgres:// or postgresql:// URL' })
+      .refine(isPostgresUrl, { error: 'must be a postgres:// or postgresql:// URL with a host: postgres://user:password@host:port/database' })
       .optional(),
     host: nonEmptyStr().optional(),
     port: int(1, 65_535).optional(),
     user: nonEmptyStr().optional(),
-    password: str().optional(),
+    password: z
+      .union([str(), z.custom<() => string | Promise<string>>((v) => typeof v === 'function')], {
+        error: 'must be a string, or a function returning the password (or a promise of it)',
+      })
+      .optional(),
     database: nonEmptyStr().optional(),
     ssl: z.union([z.boolean(), tlsSchema], { error: 'must be true, false or TLS options' }).optional(),
+    keepAlive: z.boolean({ error: 'must be true or false' }).optional(),
+    keepAliveInitialDelayMillis: int(0, 86_400_000, ' ms').optional(),
+    statement_timeout: int(0, 2_147_483_647, ' ms').optional(),
+    lock_timeout: int(0, 2_147_483_647, ' ms').optional(),
+    idle_in_transaction_session_timeout: int(0, 2_147_483_647, ' ms').optional(),
+    options: str().max(4_096, { error: 'must be at most 4096 characters' }).optional(),
+    stream: z.custom<() => NodeJS.ReadWriteStream>((v) => typeof v === 'function', { error: 'must be a function returning a new socket or duplex stream' }).optional(),
   }, { error: 'must be an object with connectionString or host' })
   .refine((c) => c.connectionString !== undefined || c.host !== undefined, {
     error: 'needs connectionString or host',
@@ -135,7 +192,7 @@ const poolSchema = z
     slowQueryThresholdMs: ms(0, 24 * HOUR).optional(),
     metricsWindowMs: ms(1_000, HOUR).optional(),
     backup: z
-      .union([z.string().regex(poolIdPattern), connectionSchema], {
+      .union([z.string().regex(poolIdPattern, { error: 'must be a pool id (1-64 letters, digits, "_", ".", ":" or "-") or a connection object' }), connectionSchema], {
         error: 'must be a pool id or a connection object',
       })
       .optional(),
@@ -144,6 +201,10 @@ const poolSchema = z
       .optional(),
     readReplicas: z.array(connectionSchema, { error: 'must be a list of connections' }).optional(),
     transactionPooling: bool().optional(),
+    maxUses: int(0, 1_000_000_000).optional(),
+    onConnect: z.custom<PoolConfig['onConnect']>((v) => typeof v === 'function', { error: 'must be a function (client) => void | Promise<void>' }).optional(),
+    allowExitOnIdle: bool().optional(),
+    Client: z.custom<PoolConfig['Client']>((v) => typeof v === 'function', { error: 'must be a client class (pg.Client or a subclass)' }).optional(),
   }, { error: 'must be an object' })
   .superRefine((c, ctx) => {
     const max = c.max ?? POOL_DEFAULTS.max;
@@ -162,13 +223,43 @@ const SECRET_KEYS = new Set(['password', 'connectionString']);
 /** Every setting of a pool config. */
 export const POOL_SETTINGS: readonly string[] = Object.keys(poolSchema.shape);
 
+/**
+ * The fields whose values an invalid-config issue shows as they are (an allow-list: anything not
+ * here may hold a secret); `connectionString` is shown with its password replaced.
+ */
+export const SHOWN_FIELDS: ShownFields = {
+  plain: new Set([
+    ...POOL_SETTINGS.filter((k) => !['connection', 'backup', 'readReplicas'].includes(k)),
+    'host', 'port', 'user', 'database', 'rejectUnauthorized', 'servername', 'poolId',
+    'keepAlive', 'keepAliveInitialDelayMillis', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout',
+  ]),
+  urls: new Set(['connectionString']),
+  redactUrl,
+};
+
+/** A value at `path` of a config, as an invalid-config issue may show it. */
+export function shownValue(path: readonly string[], value: unknown): unknown {
+  return issueValue(path, value, SHOWN_FIELDS);
+}
+
+/**
+ * A postgres:// or postgresql:// URL with a host. The `//` is required: in `postgres:/user:pw@host/db`
+ * or `postgres:user:pw@host/db` URL parsing finds no host and no password, so the password would
+ * become part of the database name. The host may instead be a `host` parameter (a socket directory).
+ */
 function isPostgresUrl(s: string): boolean {
+  if (!/^postgres(?:ql)?:\/\//i.test(s)) return false;
   try {
     const u = new URL(s);
-    return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
+    return u.hostname.length > 0 || (u.searchParams.get('host') ?? '').length > 0;
   } catch {
     return false;
   }
+}
+
+/** Whether `s` is a valid pool id (see {@link validatePoolId}). */
+export function isPoolId(s: string): boolean {
+  return poolIdPattern.test(s);
 }
 
 /** Checks a pool id: 1-64 characters of letters, digits, `_ . : -`, starting with a letter or digit. */
@@ -177,7 +268,7 @@ export function validatePoolId(poolId: unknown): asserts poolId is string {
     throw new InvalidConfigError([
       {
         path: 'poolId',
-        value: poolId,
+        value: shownValue(['poolId'], poolId),
         rule: 'must be 1-64 characters of letters, digits, "_", ".", ":" or "-", starting with a letter or digit',
       },
     ]);
@@ -194,7 +285,7 @@ export function validatePoolId(poolId: unknown): asserts poolId is string {
 export function resolvePoolConfig(input: unknown, poolId: string, pathPrefix = ''): ResolvedPoolConfig {
   const parsed = poolSchema.safeParse(input);
   if (!parsed.success) {
-    const issues = zodIssues(parsed.error.issues, input, { prefix: pathPrefix, known: POOL_SETTINGS, redact: redactAt });
+    const issues = zodIssues(parsed.error.issues, input, { prefix: pathPrefix, known: POOL_SETTINGS, redact: shownValue, redactUnknown });
     throw new InvalidConfigError(issues, `pool "${poolId}"`);
   }
   const c = parsed.data as PoolConfig;
@@ -214,32 +305,28 @@ export function resolvePoolConfig(input: unknown, poolId: string, pathPrefix = '
  */
 export function mergePoolConfig(current: ResolvedPoolConfig, patch: unknown, poolId: string): ResolvedPoolConfig {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) {
-    throw new InvalidConfigError([{ path: 'patch', value: patch, rule: 'must be an object of pool settings' }], `pool "${poolId}"`);
+    throw new InvalidConfigError([{ path: 'patch', value: shownValue(['patch'], patch), rule: 'must be an object of pool settings' }], `pool "${poolId}"`);
   }
   return resolvePoolConfig({ ...current, ...(patch as object) }, poolId);
 }
 
-function redactAt(path: readonly string[], value: unknown): unknown {
-  if (value === undefined) return undefined;
-  const last = path[path.length - 1];
-  if (last === 'password') return REDACTED;
-  if (last === 'connectionString') return typeof value === 'string' ? redactUrl(value) : REDACTED;
-  if (value !== null && typeof value === 'object') return redactDeep(value);
-  return value;
-}
-
-/** The placeholder that replaces secrets wherever config is shown. */
-export const REDACTED = '[REDACTED]';
-
-/** Replaces the password of a connection URL; an unparsable URL is hidden whole. */
+/**
+ * Replaces the password (and secret-looking parameters and the fragment) of a URL. A URL without a
+ * `scheme://` authority (`postgres:/u:pw@h`, `u:pw@h/db`), one with an `@` past its host (a password
+ * holding `/`, `?` or `#` cuts the URL early), or an unparsable one is hidden whole: there the
+ * password is not where URL parsing puts it.
+ */
 export function redactUrl(url: string): string {
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(url)) return REDACTED;
   try {
     const u = new URL(url);
+    if (`${u.pathname}${u.search}${u.hash}`.includes('@')) return REDACTED;
     if (u.password) u.password = REDACTED;
     for (const key of [...u.searchParams.keys()]) {
-      if (/pass|secret|key/i.test(key)) u.searchParams.set(key, REDACTED);
+      if (/pass|secret|key|token/i.test(key)) u.searchParams.set(key, REDACTED);
     }
-    return u.toString().replace(encodeURIComponent(REDACTED), REDACTED);
+    if (u.hash) u.hash = REDACTED;
+    return u.toString().replaceAll(encodeURIComponent(REDACTED), REDACTED);
   } catch {
     return REDACTED;
   }
@@ -261,7 +348,7 @@ export function redactDeep<T>(value: T): T {
 /** Every secret string in a connection (password, URL password), for scrubbing driver messages. */
 export function secretsOf(connection: ConnectionConfig): string[] {
   const out: string[] = [];
-  if (connection.password) out.push(connection.password);
+  if (typeof connection.password === 'string' && connection.password) out.push(connection.password);
   if (connection.connectionString) {
     try {
       const u = new URL(connection.connectionString);

@@ -5,9 +5,10 @@
 import pg from 'pg';
 import type { Factory } from 'generic-pool';
 import { connectChannel, tracingActive, type ConnectMessage, type ServerInfo } from './channels.js';
-import { Connection } from './connection.js';
+import { Connection, watchSessionSettings } from './connection.js';
 import { CreateBackoff } from './create-backoff.js';
 import { secretsOf, type ResolvedPoolConfig } from './config.js';
+import { driverCallRunner, runDriverCall } from './trace-context.js';
 
 /** Connections idle less than this are lent without a `SELECT 1` even with validateOnBorrow (HikariCP's bypass window). */
 const VALIDATION_BYPASS_MS = 1_000;
@@ -22,6 +23,14 @@ export interface FactoryHooks {
   onCreateSuccess(): void;
   /** An open connection reported an error or closed on its own. */
   onBroken(conn: Connection, err: Error | undefined): void;
+  /** A connection left the pool to be closed (called as it leaves, before its `end()`). */
+  onClosed?(conn: Connection): void;
+  /**
+   * Runs on a new connection before anyone is lent it (the pool reads its server's connection
+   * budget there on its first connection and after a reconnect). `noConnection`: the pool holds no
+   * other open connection. A rejection fails the connect attempt.
+   */
+  readBudget?(client: pg.Client, noConnection: boolean): Promise<void>;
 }
 
 export class ConnectionFactory implements Factory<Connection> {
@@ -34,6 +43,8 @@ export class ConnectionFactory implements Factory<Connection> {
   failures = 0;
   /** Every open connection, idle or lent. */
   readonly connections = new Set<Connection>();
+  /** Idle connections running the pool's server-budget statement, until it is answered (see ManagedPool). */
+  readonly budgetReads = new Map<Connection, Promise<void>>();
   /** Clients still connecting, so closing the pool can abandon them instead of waiting out a connect timeout. */
   readonly #connecting = new Set<pg.Client>();
   created = 0;
@@ -86,7 +97,10 @@ export class ConnectionFactory implements Factory<Connection> {
 
   async #connect(msg?: ConnectMessage): Promise<Connection> {
     const started = performance.now();
-    const client = new pg.Client(clientConfig(this.config));
+    const client = new (this.config.Client ?? pg.Client)(clientConfig(this.config));
+    // Before connect: a session that starts with standard_conforming_strings = off (role, database
+    // or `options` setting) is then read as such from its first statement.
+    watchSessionSettings(client);
     // Until a Connection listens, errors land here. The server can send ReadyForQuery and a FATAL
     // (57P01 when it shuts down) in one packet: pg resolves connect() and then emits 'error' in the
     // same tick, before the code after the await runs; unheard, that error would crash the process.
@@ -102,9 +116,15 @@ export class ConnectionFactory implements Factory<Connection> {
     client.on('end', onEarlyEnd);
     this.#connecting.add(client);
     try {
-      await client.connect();
+      // The callback form, as pg.Pool calls it (code that wraps Client#connect wraps that one).
+      await new Promise<void>((resolve, reject) => {
+        const connect = () => client.connect((err: Error | undefined) => (err ? reject(err) : resolve()));
+        const runner = driverCallRunner();
+        if (runner === undefined) connect();
+        else runner(connect);
+      });
     } catch (err) {
-      client.end().catch(() => {});
+      endQuietly(client);
       throw err;
     } finally {
       this.#connecting.delete(client);
@@ -113,6 +133,29 @@ export class ConnectionFactory implements Factory<Connection> {
       // The pool closed while this connect was under way.
       await client.end().catch(() => {});
       throw new Error(`pool "${this.poolId}" is closed`);
+    }
+    const onConnect = this.config.onConnect;
+    if (onConnect && early === undefined && !endedEarly) {
+      // Once per physical connection, before anyone is lent it.
+      try {
+        await onConnect(client);
+      } catch (err) {
+        client.end().catch(() => {});
+        throw err;
+      }
+      if (this.#closed) {
+        await client.end().catch(() => {});
+        throw new Error(`pool "${this.poolId}" is closed`);
+      }
+    }
+    const readBudget = this.hooks.readBudget;
+    if (readBudget && early === undefined && !endedEarly) {
+      try {
+        await readBudget(client, this.connections.size === 0);
+      } catch (err) {
+        dropSocket(client); // a server that does not answer would not answer Terminate either
+        throw err;
+      }
     }
     if (early !== undefined || endedEarly) {
       // Opened and lost at once: a failed connect attempt, retried (with backoff) like any other.
@@ -131,7 +174,8 @@ export class ConnectionFactory implements Factory<Connection> {
 
   async destroy(conn: Connection): Promise<void> {
     if (this.connections.delete(conn)) this.closed++;
-    if (conn.broken === 'timeout') sendCancel(conn);
+    this.#reportClosed(conn);
+    if (conn.broken === 'timeout') void sendCancel(conn);
     conn.markBroken('ended');
     const client = conn.client;
     let timer: NodeJS.Timeout | undefined;
@@ -148,11 +192,29 @@ export class ConnectionFactory implements Factory<Connection> {
     clearTimeout(timer);
   }
 
+  /**
+   * Tells the pool a connection left it, as it leaves (the counts no longer include it), the way
+   * pg.Pool emits 'remove'. A throw from a listener is rethrown as an uncaught exception, not lost
+   * in generic-pool's promise chain.
+   */
+  #reportClosed(conn: Connection): void {
+    try {
+      this.hooks.onClosed?.(conn);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+
   validate(conn: Connection): Promise<boolean> {
+    // An idle connection running the pool's own budget statement is lent once it has answered.
+    const reading = this.budgetReads.get(conn);
+    if (reading !== undefined) return reading.then(() => this.validate(conn));
     const now = Date.now();
     if (!conn.reusable(now).ok) return RESOLVED_FALSE;
     if (this.config.validateOnBorrow && now - conn.returnedAt > VALIDATION_BYPASS_MS) {
-      return conn.client.query('SELECT 1').then(
+      return runDriverCall(() => conn.client.query('SELECT 1')).then(
         () => true,
         () => {
           conn.markBroken('error');
@@ -189,6 +251,16 @@ export class ConnectionFactory implements Factory<Connection> {
   }
 }
 
+/** Ends a client that failed to connect, whatever it is (a `Client` option may be a stand-in). */
+function endQuietly(client: pg.Client): void {
+  try {
+    const ending = (client as { end?: () => Promise<void> | void }).end?.();
+    if (ending && typeof ending.catch === 'function') ending.catch(() => {});
+  } catch {
+    // nothing more to close
+  }
+}
+
 function dropSocket(client: pg.Client): void {
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
@@ -206,7 +278,13 @@ export function clientConfig(config: ResolvedPoolConfig): pg.ClientConfig {
     ssl: c.ssl,
     application_name: config.applicationName,
     connectionTimeoutMillis: config.acquireTimeoutMs,
-    keepAlive: true,
+    keepAlive: c.keepAlive ?? true,
+    keepAliveInitialDelayMillis: c.keepAliveInitialDelayMillis,
+    statement_timeout: c.statement_timeout,
+    lock_timeout: c.lock_timeout,
+    idle_in_transaction_session_timeout: c.idle_in_transaction_session_timeout,
+    options: c.options,
+    stream: c.stream as pg.ClientConfig['stream'],
   };
 }
 
@@ -248,18 +326,34 @@ export function serverInfo(config: ResolvedPoolConfig): ServerInfo {
 }
 
 /** Asks the server to cancel whatever the connection is running (PostgreSQL's CancelRequest). */
-function sendCancel(conn: Connection): void {
+/**
+ * Asks the server to cancel the statement running on `conn` (a CancelRequest on a connection of its
+ * own, what pg_cancel_backend does). Resolves once the server has taken the request and closed that
+ * connection, or after a short bound: from then on the cancel cannot reach a later statement.
+ */
+export function sendCancel(conn: Connection): Promise<void> {
   const pid = conn.processId;
   const client = conn.client as unknown as { secretKey?: number; host?: string; port?: number };
-  if (pid === undefined || client.secretKey === undefined || !client.host) return;
+  if (pid === undefined || client.secretKey === undefined || !client.host) return Promise.resolve();
   const con = new pg.Connection() as unknown as {
     connect(port: number | string, host?: string): void;
     cancel(pid: number, key: number): void;
     on(ev: string, fn: (...a: unknown[]) => void): void;
     end(): void;
   };
-  con.on('error', () => {});
-  con.on('connect', () => con.cancel(pid, client.secretKey!));
-  if (client.host.startsWith('/')) con.connect(`${client.host}/.s.PGSQL.${client.port}`);
-  else con.connect(client.port ?? 5432, client.host);
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, CANCEL_SENT_MS);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    con.on('error', done);
+    con.on('end', done);
+    con.on('connect', () => con.cancel(pid, client.secretKey!));
+    if (client.host!.startsWith('/')) con.connect(`${client.host}/.s.PGSQL.${client.port}`);
+    else con.connect(client.port ?? 5432, client.host);
+  });
 }
+
+/** Longest wait for the server to take a cancel request. */
+const CANCEL_SENT_MS = 2_000;

@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import type { PooledConnection } from './pooled-connection.js';
+import { describeQuery, type QueryDescription } from './sql.js';
 
 let nextConnectionId = 1;
 
@@ -24,8 +25,20 @@ export class Connection {
   /** The loan that holds it now (set and cleared by the pool). */
   loan: PooledConnection | undefined = undefined;
   broken: BrokenReason | undefined;
-  /** Text of the last statement sent (raw; sanitized when shown). */
+  /** Why the pool took the connection from its holder (set with broken = 'revoked'). */
+  revokedReason: string | undefined;
+  /** SQLSTATE of the statement that failed the open transaction, for TRANSACTION_ROLLED_BACK. */
+  txFailure: string | undefined;
+  /**
+   * Raw text of the last statement sent, until it finished and was described (then only its
+   * description, {@link lastQuery}, is kept: a huge statement is not held after it ran).
+   */
   lastQueryText: string | undefined;
+  /** The session's standard_conforming_strings when the last statement was sent. */
+  #lastQueryStandardStrings = true;
+  #lastQuery: QueryDescription | undefined;
+  /** What the server reported of the session's settings. */
+  readonly #session: SessionSettings;
 
   constructor(
     readonly client: pg.Client,
@@ -34,6 +47,7 @@ export class Connection {
   ) {
     // Up to 10 % earlier than the limit, so connections made together don't all retire together.
     this.expiresAt = maxLifetimeMs > 0 ? this.createdAt + maxLifetimeMs * (1 - Math.random() * 0.1) : Infinity;
+    this.#session = watchSessionSettings(client);
     client.on('error', (err: Error) => {
       const first = this.broken === undefined;
       this.markBroken('error');
@@ -46,6 +60,47 @@ export class Connection {
     });
   }
 
+  /**
+   * The session's `standard_conforming_strings` as the server last reported it (ParameterStatus,
+   * sent at startup and on every change, `SET` included): when off, backslash escapes quotes in
+   * plain '…' strings, and statements must be sanitized that way.
+   */
+  get standardConformingStrings(): boolean {
+    return this.#session.standardConformingStrings;
+  }
+
+  /** Called as a statement is sent on this connection. */
+  noteQuery(text: string): void {
+    this.lastQueryText = text;
+    this.#lastQueryStandardStrings = this.#session.standardConformingStrings;
+    this.#lastQuery = undefined;
+  }
+
+  /**
+   * The last statement sent, described (sanitized text, fingerprint, ...) under the session's
+   * settings when it was sent. Computed once per statement, however often it is asked for.
+   */
+  get lastQuery(): QueryDescription | undefined {
+    if (this.#lastQuery === undefined && this.lastQueryText !== undefined) {
+      this.#lastQuery = describeQuery(this.lastQueryText, { standardConformingStrings: this.#lastQueryStandardStrings });
+    }
+    return this.#lastQuery;
+  }
+
+  /**
+   * The description of `text`, a statement sent on this connection that has just finished. For
+   * the last one sent that is {@link lastQuery} (described once), after which its raw text is let
+   * go; an earlier one still finishing is described under the current settings.
+   */
+  describeFinished(text: string): QueryDescription {
+    if (text === this.lastQueryText) {
+      const d = this.lastQuery as QueryDescription;
+      this.lastQueryText = undefined;
+      return d;
+    }
+    return describeQuery(text, { standardConformingStrings: this.#session.standardConformingStrings });
+  }
+
   markBroken(reason: BrokenReason): void {
     if (this.broken === undefined) this.broken = reason;
   }
@@ -55,15 +110,86 @@ export class Connection {
     return (this.client as unknown as { processID: number | null }).processID ?? undefined;
   }
 
+  /**
+   * Statements sent whose caller has not had the answer yet (a missing `await` before release).
+   * While any is in flight the transaction status from the last ReadyForQuery is stale: a queued
+   * `BEGIN` still reads as idle. pg 8 keeps them in `_activeQuery` and its queues (the public
+   * `activeQuery` / `queryQueue` getters print deprecation warnings). A statement that failed is no
+   * longer active although its ReadyForQuery is still on the way: its caller already has the error.
+   * Without those internals (a later pg), `readyForQuery === false` is the conservative reading.
+   */
+  pendingStatements(): number {
+    const c = this.client as unknown as { readyForQuery?: boolean; _queryQueue?: unknown[]; _sentQueryQueue?: unknown[]; _activeQuery?: unknown };
+    if (!('_activeQuery' in c) || !Array.isArray(c._queryQueue)) return c.readyForQuery === false ? 1 : 0;
+    const sent = Array.isArray(c._sentQueryQueue) ? c._sentQueryQueue.length : 0;
+    return c._queryQueue.length + sent + (c._activeQuery != null ? 1 : 0);
+  }
+
+  /**
+   * Resolves true once the client has answered everything sent to it (pg's 'drain'), false when
+   * it closes or errors first, or after `timeoutMs`.
+   */
+  whenAnswered(timeoutMs: number): Promise<boolean> {
+    if (this.pendingStatements() === 0) return Promise.resolve(this.broken === undefined);
+    return new Promise<boolean>((resolve) => {
+      const c = this.client;
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        c.removeListener('drain', onDrain);
+        c.removeListener('end', onGone);
+        c.removeListener('error', onGone);
+        resolve(ok && this.broken === undefined);
+      };
+      const onDrain = () => done(true);
+      const onGone = () => done(false);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      c.on('drain', onDrain);
+      c.on('end', onGone);
+      c.on('error', onGone);
+    });
+  }
+
   /** Whether it may go back to the pool: not broken, not expired, not inside a transaction. */
   reusable(now: number): { ok: true } | { ok: false; reason: string } {
     if (this.broken) return { ok: false, reason: 'broken' };
+    // Ended by its holder (client.end(), or its socket ended) before pg reported it: never lend it.
+    const c = this.client as unknown as { _ending?: boolean; _queryable?: boolean };
+    if (c._ending === true || c._queryable === false) return { ok: false, reason: 'broken' };
     if (now >= this.expiresAt) return { ok: false, reason: 'expired' };
+    if (this.pendingStatements() > 0) return { ok: false, reason: 'statements-pending' };
     const tx = this.client.getTransactionStatus?.();
     // 'I' idle; 'T' in a transaction, 'E' in a failed one: another caller must never inherit either.
     if (tx !== undefined && tx !== null && tx !== 'I') return { ok: false, reason: 'in-transaction' };
     return { ok: true };
   }
+}
+
+/** What the server reported of a session's settings (ParameterStatus messages). */
+export interface SessionSettings {
+  /** `standard_conforming_strings`; PostgreSQL's default (on) until the server says otherwise. */
+  standardConformingStrings: boolean;
+}
+
+const sessionSettings = new WeakMap<object, SessionSettings>();
+
+/**
+ * Follows the server's ParameterStatus reports on `client` (idempotent; the {@link Connection}
+ * constructor calls it). Called before `client.connect()` it also sees the values of the startup
+ * (a role, database or server with standard_conforming_strings = off); called after, it sees
+ * every later change (SET, RESET, a rolled-back SET).
+ */
+export function watchSessionSettings(client: pg.Client): SessionSettings {
+  let settings = sessionSettings.get(client);
+  if (settings !== undefined) return settings;
+  const s: SessionSettings = { standardConformingStrings: true };
+  settings = s;
+  sessionSettings.set(client, s);
+  const wire = (client as unknown as { connection?: { on?: (event: string, fn: (m: unknown) => void) => unknown } }).connection;
+  wire?.on?.('parameterStatus', (m: unknown) => {
+    const msg = m as { parameterName?: unknown; parameterValue?: unknown };
+    if (msg.parameterName === 'standard_conforming_strings') s.standardConformingStrings = msg.parameterValue !== 'off';
+  });
+  return s;
 }
 
 /**

@@ -6,8 +6,8 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import { loadConfigFile } from './config-file.js';
 import { mergePoolConfig, resolvePoolConfig, validatePoolId, type PoolConfig, type ResolvedPoolConfig } from './config.js';
-import { DbPoolError, InvalidConfigError, PoolClosedError, PoolExistsError, PoolNotFoundError, type ConfigIssue } from './errors.js';
-import { ManagedPool, type ConnectionInfo, type FailureBehaviour, type LeakReport, type PoolStatus } from './managed-pool.js';
+import { DbPoolError, InvalidConfigError, PoolClosedError, PoolExistsError, PoolNotFoundError, TransactionRolledBackError, type ConfigIssue } from './errors.js';
+import { ManagedPool, type ConnectionInfo, type FailureBehaviour, type LeakReport, type PendingReleaseReport, type PoolStatus } from './managed-pool.js';
 import type { DetailedMetrics, PoolMetrics, QueryMetrics } from './metrics.js';
 import type { SlowQueryMessage } from './channels.js';
 import type { SlowQuery } from './stats/slow-query-log.js';
@@ -15,7 +15,7 @@ import type { Knex } from 'knex';
 import { startAdminServer as startAdminEndpoint, type AdminServer, type AdminServerOptions } from './admin/admin-server.js';
 import { PATCHABLE_SETTINGS } from './admin/protocol.js';
 import { knexConfig as buildKnexConfig, type KnexConfigOptions } from './adapters/knex-config.js';
-import { pgPool as buildPgPool, type PgCompatiblePool } from './adapters/pg-pool.js';
+import { pgPool as buildPgPool, type PgCompatiblePool, type PgPoolFaceOptions } from './adapters/pg-pool.js';
 import { ReplicaSet, unreachable } from './replica-set.js';
 import { AlertEvaluator, type AlertEvaluatorOptions } from './alerts/alert-evaluator.js';
 import type { AlertHandler } from './alerts/alert-handler.js';
@@ -23,7 +23,7 @@ import { FailoverController, RECOVERY_DEFAULTS, type RecoveryOptions } from './f
 import { HEALTH_DEFAULTS, probe, deepHealthCheck, healthCheck, type DeepHealthReport, type HealthOptions, type HealthReport } from './health.js';
 import { diagnoseLeaks, diagnosePerformance, type LeakDiagnosis, type PerformanceDiagnosis } from './diagnosis.js';
 import { AUTO_TUNE_DEFAULTS, decidePoolSize, decideTimeouts, type AutoTuneOptions, type PoolSizeDecision, type ResolvedAutoTune, type TimeoutDecision } from './tuning.js';
-import type { PooledConnection, QueryInput, QueryResult } from './pooled-connection.js';
+import type { CallLimits, PooledConnection, QueryInput, QueryResult } from './pooled-connection.js';
 import { processGlobal, registerPool, unregisterPool } from './registry.js';
 import { stripUndefined } from './object-utils.js';
 
@@ -50,26 +50,49 @@ export interface DatabasePoolOptions {
 /** Isolation levels accepted by {@link DatabasePool.transaction}. */
 export type IsolationLevel = 'READ UNCOMMITTED' | 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
 
-export interface TransactionOptions {
+export interface TransactionOptions extends CallOptions {
   isolationLevel?: IsolationLevel | Lowercase<IsolationLevel>;
   /** READ ONLY; runs on a read replica when the pool has healthy ones. */
   readOnly?: boolean;
 }
 
+/**
+ * Limits of one call, its wait for a connection included. When one is reached the running
+ * statement is cancelled on the server (a CancelRequest, as `pg_cancel_backend`) and its answer
+ * awaited, so the connection goes back to the pool clean.
+ */
+export interface CallOptions {
+  /** The whole call ends within this many ms: QUERY_TIMEOUT (the pool's `queryTimeoutMs` still applies per statement). */
+  timeoutMs?: number;
+  /** Aborting it ends the call: QUERY_ABORTED, with the signal's reason as `cause`. */
+  signal?: AbortSignal;
+}
+
 /** Options of {@link DatabasePool.query}. */
-export interface QueryOptions {
+export interface QueryOptions extends CallOptions {
   /** The statement only reads: send it to a healthy read replica when the pool has one. */
   readOnly?: boolean;
 }
 
 /** Events emitted by {@link DatabasePool}. */
 export interface DatabasePoolEvents {
-  /** A connection reported an error or closed on its own (killed, network); it will not be reused. */
-  connectionError: [{ poolId: string; connectionId: number; error: Error | undefined }];
+  /**
+   * A connection reported an error or closed on its own (killed, network); it will not be reused.
+   * `idle`: it was in the pool, lent to nobody (it has already left the counts). `client` (not
+   * enumerable: dumps don't show it) is the raw `pg.Client`, for identification only.
+   */
+  connectionError: [{ poolId: string; connectionId: number; error: Error | undefined; idle: boolean; client: pg.Client }];
+  /** A connection was closed (idle timeout, lifetime, maxUses, broken, pool closed); `client` as in connectionError. */
+  connectionClosed: [{ poolId: string; connectionId: number; client: pg.Client }];
   /** A loan held past `leakDetectionThresholdMs` (kind 'suspected', once per loan) or taken back ('reclaimed'). */
   leak: [LeakReport];
   /** A query slower than `slowQueryThresholdMs`. */
   slowQuery: [SlowQueryMessage];
+  /**
+   * A loan was released with statements still in flight (a missing `await`). Its connection is
+   * lent to nobody until they are answered, then checked (closed if it is inside a transaction).
+   */
+  releasedWithPending: [PendingReleaseReport];
   /** Auto-recovery moved: recovering, recovered, failed-over, failed-back, recovery-failed. */
   recovery: [{ poolId: string; event: string; detail: Record<string, unknown> }];
 }
@@ -178,8 +201,8 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
     if (!file) {
       throw new InvalidConfigError([{ path: 'configFile', value: undefined, rule: 'no config file: pass configFile to DatabasePool or set DB_POOL_CONFIG' }]);
     }
-    const { pools } = loadConfigFile(file, { only: poolId });
-    if (!(poolId in pools)) {
+    const { pools } = await loadConfigFile(file, { only: poolId });
+    if (!Object.hasOwn(pools, poolId)) {
       throw new InvalidConfigError([{ path: `pools.${poolId}`, value: undefined, rule: `is not defined in ${file} (it has: ${Object.keys(pools).join(', ') || 'no pools'})` }]);
     }
     const cfg = resolvePoolConfig(pools[poolId], poolId, `pools.${poolId}`);
@@ -228,9 +251,12 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
       poolId,
       cfg,
       {
-        onConnectionError: (id, connectionId, error) => {
+        onConnectionError: (id, connectionId, error, { idle, client }) => {
           pool.publish('connection-error', { connectionId, error: error?.message });
-          this.emit('connectionError', { poolId: id, connectionId, error });
+          this.emit('connectionError', withClient({ poolId: id, connectionId, error, idle }, client));
+        },
+        onConnectionClosed: (id, connectionId, client) => {
+          if (this.listenerCount('connectionClosed') > 0) this.emit('connectionClosed', withClient({ poolId: id, connectionId }, client));
         },
         onLeak: (report) => {
           if (report.kind === 'suspected') {
@@ -242,6 +268,14 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
           this.emit('leak', report);
         },
         onSlowQuery: (report) => this.emit('slowQuery', report),
+        onReleasedWithPending: (report) => {
+          this.#logger?.warn(
+            `[db-pool-otel] pool "${report.poolId}": loan ${report.loanId} was released with ${report.pendingStatements} statement(s) still running ` +
+              `(a missing await?); connection ${report.connectionId} is lent to nobody until they finish, then checked` +
+              (report.stack ? `; acquired at:\n${report.stack}` : ''),
+          );
+          this.emit('releasedWithPending', report);
+        },
         onUnreachable: (err) => {
           if (role === 'primary' && this.#primaries.get(poolId) === pool) this.#controllers.get(poolId)?.onUnreachable(err);
         },
@@ -385,9 +419,11 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
     options: QueryOptions = {},
   ): Promise<QueryResult<R>> {
     const pool = this.#get(poolId);
+    const limits = callLimits(options);
     const replicas = options.readOnly ? this.#replicas.get(poolId) : undefined;
     if (replicas) {
       const { conn, onReplica } = await replicas.acquire(pool);
+      conn.limits = limits;
       try {
         return await conn.query<R>(text, values);
       } catch (err) {
@@ -397,7 +433,8 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
         conn.release();
       }
     }
-    const conn = await pool.acquire();
+    const conn = await pool.acquire({ limits });
+    conn.limits = limits;
     try {
       return await conn.query<R>(text, values);
     } finally {
@@ -411,8 +448,10 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
    * @example
    * await db.withConnection('main', async (conn) => { await conn.query('SET LOCAL ...'); return conn.query('SELECT ...'); });
    */
-  async withConnection<T>(poolId: string, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
-    const conn = await this.#get(poolId).acquire();
+  async withConnection<T>(poolId: string, fn: (conn: PooledConnection) => Promise<T>, options: CallOptions = {}): Promise<T> {
+    const limits = callLimits(options);
+    const conn = await this.#get(poolId).acquire({ limits });
+    conn.limits = limits;
     try {
       return await fn(conn);
     } finally {
@@ -422,6 +461,8 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
 
   /**
    * Runs `fn` in a transaction: COMMIT when it resolves, ROLLBACK (and rethrow) when it throws.
+   * When `fn` resolves but the transaction had failed (a statement error it caught), PostgreSQL
+   * answers COMMIT with ROLLBACK and this rejects with TRANSACTION_ROLLED_BACK.
    *
    * @example
    * await db.transaction('main', async (tx) => {
@@ -431,9 +472,11 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
    */
   async transaction<T>(poolId: string, fn: (tx: PooledConnection) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const begin = beginStatement(options);
+    const limits = callLimits(options);
     const pool = this.#get(poolId);
     const replicas = options.readOnly ? this.#replicas.get(poolId) : undefined;
-    const conn = replicas ? (await replicas.acquire(pool)).conn : await pool.acquire();
+    const conn = replicas ? (await replicas.acquire(pool)).conn : await pool.acquire({ limits });
+    conn.limits = limits;
     let began = false;
     try {
       await conn.query(begin);
@@ -447,7 +490,14 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
         conn.release(began ? true : undefined);
         throw err;
       }
+      // COMMIT was answered with ROLLBACK: the server already ended the transaction.
+      if (err instanceof TransactionRolledBackError) {
+        conn.release();
+        throw err;
+      }
       try {
+        // The call's limits may be what ended it: the ROLLBACK itself is not subject to them.
+        conn.limits = undefined;
         await conn.query('ROLLBACK');
         conn.release();
       } catch {
@@ -575,6 +625,30 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
     return healthCheck([...this.#pools.values()], this.#health);
   }
 
+  /**
+   * Startup check: every pool (or the ones named) lends a connection that answers `SELECT 1`.
+   * Fails fast with a typed error: a server that refuses connections (or rejects the login) gives
+   * CONNECTION_FAILED at the first failed connect, with the driver's error as `cause`; one that does
+   * not answer gives ACQUIRE_TIMEOUT after the pool's `acquireTimeoutMs`; an unknown id POOL_NOT_FOUND.
+   *
+   * @example
+   * const db = new DatabasePool({ pools });
+   * await db.ready();               // throws before the service starts taking traffic
+   */
+  async ready(poolIds: readonly string[] = this.listPools()): Promise<void> {
+    const pools = poolIds.map((id) => this.#get(id));
+    await Promise.all(
+      pools.map(async (pool) => {
+        const conn = await pool.acquire({ failFast: true });
+        try {
+          await conn.query('SELECT 1');
+        } finally {
+          conn.release();
+        }
+      }),
+    );
+  }
+
   /** Connectivity, probe latency, utilization and error rate of one pool against thresholds. */
   deepHealthCheck(poolId: string): Promise<DeepHealthReport> {
     return deepHealthCheck(this.#get(poolId), this.#health);
@@ -636,8 +710,8 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
    * @example
    * const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool: db.pgPool('main') }) });
    */
-  pgPool(poolId: string): PgCompatiblePool {
-    return buildPgPool(this, poolId);
+  pgPool(poolId: string, options?: PgPoolFaceOptions): PgCompatiblePool {
+    return buildPgPool(this, poolId, options);
   }
 
   /**
@@ -662,11 +736,12 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
   close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#autoTuneTimer);
-      // Stopped first, so closing pools is not taken for incidents resolving; not awaited, since a
-      // hung user handler must not hang close().
-      void this.#alerts?.stop();
+      // Stopped first, so closing pools is not taken for incidents resolving. Awaited last: a hung
+      // handler is abandoned after alerts.stopTimeoutMs, overlapping the drain.
+      const alertsStopped = this.#alerts?.stop();
       await Promise.all([...this.#adminServers].map((s) => s.close().catch(() => {})));
       await Promise.all([...this.#pools.keys()].map((id) => this.#closeId(id, options.drainTimeoutMs, 'closed')));
+      await alertsStopped;
     })();
     return this.#closing;
   }
@@ -692,6 +767,26 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
   }
 }
 
+
+/** An event payload carrying the raw client as a non-enumerable `client` (logs and JSON skip it). */
+function withClient<T extends object>(payload: T, client: pg.Client): T & { client: pg.Client } {
+  return Object.defineProperty(payload, 'client', { value: client, enumerable: false }) as T & { client: pg.Client };
+}
+
+/** The limits of a call from its options (validated), or undefined when it has none. */
+function callLimits(options: CallOptions): CallLimits | undefined {
+  const { timeoutMs, signal } = options;
+  if (timeoutMs === undefined && signal === undefined) return undefined;
+  const issues: ConfigIssue[] = [];
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= 86_400_000)) {
+    issues.push({ path: 'timeoutMs', value: typeof timeoutMs === 'number' ? timeoutMs : typeof timeoutMs, rule: 'must be a whole number of ms from 1 to 86400000' });
+  }
+  if (signal !== undefined && !(typeof signal === 'object' && signal !== null && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
+    issues.push({ path: 'signal', value: typeof signal, rule: 'must be an AbortSignal' });
+  }
+  if (issues.length > 0) throw new InvalidConfigError(issues);
+  return { timeoutMs, deadline: timeoutMs === undefined ? Infinity : performance.now() + timeoutMs, signal };
+}
 
 function beginStatement(options: TransactionOptions): string {
   let sql = 'BEGIN';

@@ -9,7 +9,17 @@ import { AUTO_TUNE_DEFAULTS } from './tuning.js';
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
 export interface PerformanceIssue {
-  type: 'high_utilization' | 'callers_waiting' | 'acquire_timeouts' | 'high_latency' | 'high_error_rate' | 'slow_queries' | 'connection_leaks' | 'connect_failures';
+  type:
+    | 'high_utilization'
+    | 'callers_waiting'
+    | 'acquire_timeouts'
+    | 'high_latency'
+    | 'high_error_rate'
+    | 'slow_queries'
+    | 'connection_leaks'
+    | 'connect_failures'
+    | 'server_budget'
+    | 'server_near_limit';
   severity: Severity;
   description: string;
   recommendations: string[];
@@ -113,6 +123,7 @@ export function diagnosePerformance(pool: ManagedPool): PerformanceDiagnosis {
       recommendations: ['Check the server is up and reachable, credentials, and max_connections on the server'],
     });
   }
+  issues.push(...budgetIssues(pool));
   const worst = issues.some((i) => i.severity === 'high' || i.severity === 'critical');
   return {
     poolId: pool.poolId,
@@ -121,6 +132,42 @@ export function diagnosePerformance(pool: ManagedPool): PerformanceDiagnosis {
     overallHealth: issues.length === 0 ? 'good' : worst ? 'critical' : 'warning',
     timestamp: new Date().toISOString(),
   };
+}
+
+/** The server's connection budget: this process's pools claim more than its usable slots; the server is nearly full. */
+function budgetIssues(pool: ManagedPool): PerformanceIssue[] {
+  const b = pool.serverBudget();
+  if (b === null || b.via !== 'server') return [];
+  const out: PerformanceIssue[] = [];
+  const server = `${b.serverAddress}:${b.serverPort}`;
+  if (b.overBudget) {
+    out.push({
+      type: 'server_budget',
+      severity: 'high',
+      description:
+        `the pools of this process (${b.instance.poolIds.join(', ')}) may open ${b.instance.max} connections to ${server}, ` +
+        `which has ${b.usableConnections} usable slots (max_connections ${b.maxConnections}, ${b.maxConnections - b.usableConnections} reserved); ` +
+        'every other instance of the app needs slots too',
+      recommendations: [
+        `Lower max so that the sum over every instance stays below ${b.usableConnections}: db.updatePoolConfig('${pool.poolId}', { max: N })`,
+        'Or put a pooler (PgBouncer, transaction mode) in front of the server, or raise max_connections (a restart)',
+        'Bound auto-tuning with autoTune.serverShare (this instance\'s share of the server) or autoTune.serverBudget',
+      ],
+    });
+  }
+  if (b.backends !== null && b.usableConnections > 0 && b.backends >= 0.9 * b.usableConnections) {
+    const full = b.backends >= b.usableConnections;
+    out.push({
+      type: 'server_near_limit',
+      severity: full ? 'critical' : 'medium',
+      description: `${server} has ${b.backends} client backends of ${b.usableConnections} usable slots (at ${b.backendsMeasuredAt}): new connections ${full ? 'fail' : 'will soon fail'} with 53300`,
+      recommendations: [
+        'Find who holds the connections: SELECT application_name, count(*) FROM pg_stat_activity GROUP BY 1 ORDER BY 2 DESC',
+        'Lower max of the pools that hold idle connections, or shorten idleTimeoutMs so idle ones are closed',
+      ],
+    });
+  }
+  return out;
 }
 
 /** Loans held longer than the leak threshold (or 30 s when detection is off). */

@@ -15,6 +15,9 @@ export type DbPoolErrorCode =
   | 'QUERY_TIMEOUT'
   | 'CONNECTION_REVOKED'
   | 'CONNECTION_FAILED'
+  | 'TRANSACTION_ROLLED_BACK'
+  | 'QUERY_ABORTED'
+  | 'INVALID_QUERY'
   | 'UNAUTHORIZED';
 
 /** Base class of every error this library throws. */
@@ -100,7 +103,7 @@ export class AcquireTimeoutError extends DbPoolError implements PoolState {
     const why = cause instanceof Error ? `; last connection error: ${cause.message}` : '';
     super(
       'ACQUIRE_TIMEOUT',
-      `Timed out after ${timeoutMs} ms acquiring a connection from pool "${poolId}" ` +
+      `Acquire timeout: no connection from pool "${poolId}" within ${timeoutMs} ms ` +
         `(total ${state.total}, active ${state.active}, idle ${state.idle}, waiting ${state.waiting}, max ${state.max})${why}`,
       cause === undefined ? undefined : { cause },
     );
@@ -144,22 +147,62 @@ export class CircuitOpenError extends DbPoolError {
   }
 }
 
-/** A query ran longer than `queryTimeoutMs`. Its connection is discarded. */
+/**
+ * A query ran longer than the pool's `queryTimeoutMs` (its connection is then discarded), or a call
+ * ran past its own `timeoutMs` (the statement is cancelled on the server and the connection kept).
+ */
 export class QueryTimeoutError extends DbPoolError {
   readonly poolId: string;
   readonly timeoutMs: number;
-  constructor(poolId: string, timeoutMs: number) {
-    super('QUERY_TIMEOUT', `Query on pool "${poolId}" exceeded queryTimeoutMs (${timeoutMs} ms) and was cancelled`);
+  /** Which limit: the pool's `queryTimeoutMs`, or the call's `timeoutMs`. */
+  readonly limit: 'queryTimeoutMs' | 'timeoutMs';
+  constructor(poolId: string, timeoutMs: number, limit: 'queryTimeoutMs' | 'timeoutMs' = 'queryTimeoutMs', cause?: unknown) {
+    super('QUERY_TIMEOUT', `Query on pool "${poolId}" exceeded ${limit} (${timeoutMs} ms) and was cancelled`, cause === undefined ? undefined : { cause });
     this.poolId = poolId;
     this.timeoutMs = timeoutMs;
+    this.limit = limit;
+  }
+}
+
+/** The call's `signal` was aborted: a waiting acquire gave up, or the running statement was cancelled on the server. `cause` is the signal's reason. */
+export class QueryAbortedError extends DbPoolError {
+  readonly poolId: string;
+  constructor(poolId: string, reason: unknown) {
+    super('QUERY_ABORTED', `Query on pool "${poolId}" was aborted by its signal${reason instanceof Error ? `: ${reason.message}` : ''}`, { cause: reason });
+    this.poolId = poolId;
   }
 }
 
 /** A loan was taken back (leak reclaim, pool removal or restart); the holder may not use it again. */
 export class ConnectionRevokedError extends DbPoolError {
   readonly poolId: string;
-  constructor(poolId: string, reason: string) {
-    super('CONNECTION_REVOKED', `This connection of pool "${poolId}" was revoked (${reason}); acquire a new one`);
+  constructor(poolId: string, reason: string, cause?: unknown) {
+    super('CONNECTION_REVOKED', `This connection of pool "${poolId}" was revoked (${reason}); acquire a new one`, cause === undefined ? undefined : { cause });
+    this.poolId = poolId;
+  }
+}
+
+/**
+ * PostgreSQL answered a COMMIT (or END, PREPARE TRANSACTION) with `ROLLBACK`: the transaction had
+ * already failed, so nothing was committed. `sqlState` is the SQLSTATE of the statement that failed
+ * it, when this connection saw that failure.
+ */
+export class TransactionRolledBackError extends DbPoolError {
+  readonly poolId: string;
+  readonly sqlState: string | undefined;
+  constructor(poolId: string, sqlState: string | undefined) {
+    const first = sqlState ? ` after a statement failed with SQLSTATE ${sqlState}` : ' because it had failed';
+    super('TRANSACTION_ROLLED_BACK', `The transaction on pool "${poolId}" was rolled back, not committed,${first}`);
+    this.poolId = poolId;
+    this.sqlState = sqlState;
+  }
+}
+
+/** A query call with something that is not SQL text, a query config or a submittable; nothing was sent. */
+export class InvalidQueryError extends DbPoolError {
+  readonly poolId: string;
+  constructor(poolId: string, problem: string) {
+    super('INVALID_QUERY', `Query on pool "${poolId}" not sent: ${problem}`);
     this.poolId = poolId;
   }
 }

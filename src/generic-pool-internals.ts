@@ -101,6 +101,15 @@ export function refreshTables(pool: object): void {
   if (p._validationOperations instanceof Set && p._validationOperations.size === 0) p._validationOperations = new Set();
 }
 
+/**
+ * The idle resources, most recently returned first (the pool lends from that end: fifo false).
+ * Empty when the internals are not there.
+ */
+export function idleResources<T>(pool: object): Iterable<{ obj: T; lastIdleTime: number }> {
+  const available = (pool as { _availableObjects?: Iterable<{ obj: T; lastIdleTime: number }> })._availableObjects;
+  return available && typeof available[Symbol.iterator] === 'function' ? available : [];
+}
+
 /** Runs an eviction pass now instead of at the next interval. */
 export function evictNow(pool: object): void {
   (pool as PoolInternals)._evict?.();

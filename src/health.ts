@@ -5,6 +5,7 @@
 import type { ManagedPool } from './managed-pool.js';
 import type { PoolMetrics } from './metrics.js';
 import { round3 } from './object-utils.js';
+import type { ServerBudget } from './server-budget.js';
 
 /** Thresholds of the health checks. */
 export interface HealthOptions {
@@ -30,8 +31,27 @@ export interface HealthReport {
   status: 'healthy' | 'degraded' | 'unhealthy';
   healthyPools: string[];
   unhealthyPools: { poolId: string; error: string }[];
+  /**
+   * Servers whose usable slots this process's pools could exceed on their own (the sum of their
+   * `max` is larger): every pool answers now, but under load connects will fail with 53300. Does
+   * not change `status`.
+   */
+  warnings: ServerBudgetWarning[];
   /** ISO 8601. */
   timestamp: string;
+}
+
+/** This process's pools may open more connections to a server than it has usable slots. */
+export interface ServerBudgetWarning {
+  type: 'server_budget';
+  /** host:port as the pools connect to it. */
+  server: string;
+  usableConnections: number;
+  maxConnections: number;
+  /** The sum of `max` of this process's pools to the server, and their ids. */
+  instanceMax: number;
+  poolIds: string[];
+  message: string;
 }
 
 export interface HealthCheckItem {
@@ -49,6 +69,8 @@ export interface DeepHealthReport {
     performance: HealthCheckItem;
     resourceUsage: HealthCheckItem;
     errorRate: HealthCheckItem;
+    /** The sum of `max` of this process's pools to the pool's server against its usable slots. */
+    serverBudget: HealthCheckItem;
   };
   metrics: ReturnType<PoolMetrics['toJSON']>;
   timestamp: string;
@@ -88,11 +110,75 @@ export async function healthCheck(pools: ManagedPool[], options: Required<Health
   const healthyPools = results.filter(([, r]) => r.ok).map(([id]) => id);
   const unhealthyPools = results.flatMap(([poolId, r]) => (r.ok ? [] : [{ poolId, error: r.error }]));
   const status = unhealthyPools.length === 0 ? 'healthy' : healthyPools.length > 0 ? 'degraded' : 'unhealthy';
-  return { status, healthyPools, unhealthyPools, timestamp: new Date().toISOString() };
+  const budgets = await freshBudgets(pools, options.probeTimeoutMs);
+  return { status, healthyPools, unhealthyPools, warnings: budgetWarnings(budgets), timestamp: new Date().toISOString() };
+}
+
+/** The pools' server budgets, read again where due (the probes just left idle connections), within `timeoutMs`. */
+async function freshBudgets(pools: ManagedPool[], timeoutMs: number): Promise<ServerBudget[]> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(pools.map((p) => p.refreshServerBudget())),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  return pools.flatMap((p) => p.serverBudget() ?? []);
+}
+
+/** One warning per server this process's pools claim more of than it has usable slots. */
+export function budgetWarnings(budgets: Iterable<ServerBudget>): ServerBudgetWarning[] {
+  const out = new Map<string, ServerBudgetWarning>();
+  for (const b of budgets) {
+    const server = `${b.serverAddress}:${b.serverPort}`;
+    if (!b.overBudget || out.has(server)) continue;
+    out.set(server, {
+      type: 'server_budget',
+      server,
+      usableConnections: b.usableConnections,
+      maxConnections: b.maxConnections,
+      instanceMax: b.instance.max,
+      poolIds: [...b.instance.poolIds],
+      message: budgetMessage(b),
+    });
+  }
+  return [...out.values()];
+}
+
+function budgetMessage(b: ServerBudget): string {
+  return (
+    `the pools of this process (${b.instance.poolIds.join(', ')}) may open ${b.instance.max} connections to ${b.serverAddress}:${b.serverPort}, ` +
+    `which has ${b.usableConnections} usable slots (max_connections ${b.maxConnections} minus ${b.maxConnections - b.usableConnections} reserved): ` +
+    'under load their connects will fail with 53300 (too many connections)'
+  );
+}
+
+function budgetCheck(b: ServerBudget | null, lastError: string | undefined): HealthCheckItem {
+  if (b === null) {
+    return { healthy: true, value: 0, threshold: 0, message: `the server's connection budget is not known yet${lastError ? ` (${lastError})` : ' (read on the first connection)'}` };
+  }
+  if (b.via === 'pooler') {
+    return {
+      healthy: true,
+      value: b.instance.max,
+      threshold: b.usableConnections,
+      message: `through a transaction pooler: the server behind it has ${b.usableConnections} usable slots and ${b.backends ?? '?'} backends; this pool's connections go to the pooler, not the server`,
+    };
+  }
+  return {
+    healthy: !b.overBudget,
+    value: b.instance.max,
+    threshold: b.usableConnections,
+    message: b.overBudget
+      ? budgetMessage(b)
+      : `this process's pools may open ${b.instance.max} of the server's ${b.usableConnections} usable slots (${b.backends ?? '?'} backends now)`,
+  };
 }
 
 export async function deepHealthCheck(pool: ManagedPool, options: Required<HealthOptions>): Promise<DeepHealthReport> {
   const p = await probe(pool, options.probeTimeoutMs);
+  await freshBudgets([pool], options.probeTimeoutMs);
   const m = pool.getMetrics();
   const connectivity: HealthCheckItem = {
     healthy: p.ok,
@@ -118,7 +204,8 @@ export async function deepHealthCheck(pool: ManagedPool, options: Required<Healt
     threshold: options.errorRateThreshold,
     message: `${(m.errorRate * 100).toFixed(2)} % of queries failed in the last ${m.windowSeconds} s`,
   };
-  const checks = { connectivity, performance, resourceUsage, errorRate };
+  const serverBudget = budgetCheck(m.serverBudget, pool.budgetTracker.lastError);
+  const checks = { connectivity, performance, resourceUsage, errorRate, serverBudget };
   return {
     poolId: pool.poolId,
     overallHealthy: Object.values(checks).every((c) => c.healthy),

@@ -23,25 +23,38 @@ import {
 } from './channels.js';
 import { redactDeep, type ResolvedPoolConfig } from './config.js';
 import { Connection, isConnectionLevelError, sqlStateOf } from './connection.js';
-import { ConnectionFactory } from './connection-factory.js';
+import { ConnectionFactory, sendCancel } from './connection-factory.js';
 import {
   AcquireTimeoutError,
   CircuitOpenError,
   ConnectionFailedError,
+  ConnectionRevokedError,
+  DbPoolError,
+  InvalidQueryError,
   PoolClosedError,
+  QueryAbortedError,
   QueryTimeoutError,
   QueueFullError,
+  TransactionRolledBackError,
   type PoolState,
 } from './errors.js';
-import { evictNow, installEvictor, refreshTables, setLimits, stopEvictor, withdrawQueuedRequests } from './generic-pool-internals.js';
+import { evictNow, idleResources, installEvictor, refreshTables, setLimits, stopEvictor, withdrawQueuedRequests } from './generic-pool-internals.js';
 import { LeakDetector } from './leak-detector.js';
 import { DetailedMetrics, PoolMetrics, QueryMetrics } from './metrics.js';
-import { PooledConnection, type LoanOwner, type QueryInput, type QueryResult } from './pooled-connection.js';
-import { describeQuery } from './sql.js';
+import { PooledConnection, type CallLimits, type LoanOwner, type QueryInput, type QueryResult } from './pooled-connection.js';
+import {
+  BUDGET_BACKENDS_SQL,
+  BUDGET_SETTINGS_SQL,
+  registerBudget,
+  ServerBudgetTracker,
+  unregisterBudget,
+  type BudgetSettingsRow,
+  type ServerBudget,
+} from './server-budget.js';
 import { PoolStats } from './stats/pool-stats.js';
 import { failureSummary, type SlowQuery } from './stats/slow-query-log.js';
 import type { WindowSummary } from './stats/windowed-histogram.js';
-import { activeTraceId } from './trace-context.js';
+import { activeTraceId, driverCallRunner, runDriverCall } from './trace-context.js';
 
 /** A live snapshot of a pool's connections and callers. */
 export interface PoolStatus extends PoolState {
@@ -84,11 +97,30 @@ export interface LeakReport extends LeakMessage {}
 
 /** Callbacks from a pool to its owner. */
 export interface PoolHooks {
-  onConnectionError?(poolId: string, connectionId: number, error: Error | undefined): void;
+  /**
+   * A connection reported an error or closed on its own. `idle`: it was in the pool, lent to
+   * nobody (it has already left the pool's counts).
+   */
+  onConnectionError?(poolId: string, connectionId: number, error: Error | undefined, detail: { idle: boolean; client: pg.Client }): void;
+  /** A connection of the pool was closed (idle timeout, lifetime, maxUses, broken, pool closed...). */
+  onConnectionClosed?(poolId: string, connectionId: number, client: pg.Client): void;
   onLeak?(report: LeakReport): void;
   onSlowQuery?(report: SlowQueryMessage): void;
   /** A connect failed while the pool holds no connection: the server looks unreachable. */
   onUnreachable?(err: Error): void;
+  /** A loan was released with statements still in flight; its connection is held back until they are answered. */
+  onReleasedWithPending?(report: PendingReleaseReport): void;
+}
+
+/** A release with statements still in flight (usually a missing `await`). */
+export interface PendingReleaseReport {
+  poolId: string;
+  connectionId: number;
+  loanId: number;
+  /** Statements sent on the connection and not yet answered when it was released. */
+  pendingStatements: number;
+  /** Stack of the acquiring code, when leak detection is on. */
+  stack: string | undefined;
 }
 
 /** How a pool behaves when its server is unreachable. */
@@ -111,6 +143,8 @@ interface Waiter {
   failFast: boolean;
   /** When it times out with ACQUIRE_TIMEOUT (performance.now() time). */
   deadline: number;
+  /** Set when the call's own timeoutMs ends the wait before acquireTimeoutMs: expiring is QUERY_TIMEOUT. */
+  callTimeoutMs?: number | undefined;
   resolve(loan: PooledConnection): void;
   reject(err: Error): void;
   /** The generic-pool request behind it, to withdraw it when the caller is failed or moved. */
@@ -134,6 +168,11 @@ class WaiterList implements Iterable<Waiter> {
   #tail: Waiter | undefined;
   size = 0;
 
+  constructor(
+    /** Called when the list goes from empty to one waiter, and back to empty. */
+    private readonly onOccupied: (occupied: boolean) => void = () => {},
+  ) {}
+
   add(w: Waiter): void {
     w.prev = this.#tail;
     w.next = undefined;
@@ -141,7 +180,7 @@ class WaiterList implements Iterable<Waiter> {
     else this.#head = w;
     this.#tail = w;
     w.queued = true;
-    this.size++;
+    if (this.size++ === 0) this.onOccupied(true);
   }
 
   delete(w: Waiter): void {
@@ -152,7 +191,7 @@ class WaiterList implements Iterable<Waiter> {
     else this.#tail = w.prev;
     w.prev = w.next = undefined;
     w.queued = false;
-    this.size--;
+    if (--this.size === 0) this.onOccupied(false);
   }
 
   /** Oldest first; the current waiter may be deleted during the iteration. */
@@ -179,6 +218,10 @@ const EVICTION_INTERVAL_MS = 5_000;
 const TIMER_SLACK_MS = 1;
 /** How often generic-pool's per-borrow tables get fresh copies (see refreshTables). */
 const TABLE_REFRESH_MS = 1_000;
+/** How long a statement cancelled by its call's deadline or signal may take to answer before its connection is discarded. */
+const CANCEL_GRACE_MS = 2_000;
+/** How long a connection released with statements in flight waits for them before it is closed. */
+const PENDING_RELEASE_WAIT_MS = 30_000;
 /** First stack frame outside this package: where the caller took the connection. */
 const OWN_DIR = ownDirectory();
 
@@ -186,7 +229,12 @@ export class ManagedPool implements LoanOwner {
   #config: ResolvedPoolConfig;
   readonly #factory: ConnectionFactory;
   readonly #gpool: GenericPool<Connection>;
-  readonly #waiters = new WaiterList();
+  // The acquire-timeout timer stays set after its waiters are served (no churn); while nobody
+  // waits it must not keep the process alive (a DatabasePool never closed still lets it exit).
+  readonly #waiters = new WaiterList((occupied) => {
+    if (occupied) this.#timeoutTimer?.ref();
+    else this.#timeoutTimer?.unref();
+  });
   readonly #leaks: LeakDetector;
   #stats: PoolStats;
   #closing: Promise<void> | undefined;
@@ -201,7 +249,17 @@ export class ManagedPool implements LoanOwner {
    */
   #timeoutTimer: NodeJS.Timeout | undefined;
   #timeoutAt = Infinity;
+  /** Connections released with statements in flight, lent to nobody until those are answered. */
+  readonly #heldBack = new Set<Connection>();
   readonly #tableTimer: NodeJS.Timeout;
+  /** Closes idle connections when their idle timeout or lifetime ends (see #scheduleEviction). */
+  #evictionTimer: NodeJS.Timeout | undefined;
+  #evictionAt = Infinity;
+  /** What the pool knows of its server's connection budget (see server-budget.ts). */
+  readonly #budget: ServerBudgetTracker;
+  #budgetRead: Promise<void> | undefined;
+  /** A connect is reading the settings (see #readBudgetOnConnect). */
+  #budgetOnConnect = false;
 
   constructor(
     readonly poolId: string,
@@ -217,7 +275,9 @@ export class ManagedPool implements LoanOwner {
     this.#factory = new ConnectionFactory(poolId, config, {
       onCreateFailure: (err) => this.#onCreateFailure(err),
       onCreateSuccess: () => this.#closeCircuit(),
-      onBroken: (conn, err) => this.hooks.onConnectionError?.(poolId, conn.id, err),
+      readBudget: (client, noConnection) => this.#readBudgetOnConnect(client, noConnection),
+      onBroken: (conn, err) => this.#onBroken(conn, err),
+      onClosed: (conn) => this.hooks.onConnectionClosed?.(poolId, conn.id, conn.client),
     });
     this.#gpool = createPool(this.#factory, {
       min: config.min,
@@ -225,6 +285,10 @@ export class ManagedPool implements LoanOwner {
       maxWaitingClients: config.maxWaitingClients,
       // No acquireTimeoutMillis: the pool times waiters out itself (#expireWaiters).
       testOnBorrow: true,
+      // Lend the most recently released connection (as pg.Pool and HikariCP do): under light load
+      // the others stay idle and are closed after idleTimeoutMs, and a session's state (temporary
+      // tables, SET) is usually seen by the caller's next statement.
+      fifo: false,
       evictionRunIntervalMillis: EVICTION_INTERVAL_MS,
       numTestsPerEvictionRun: Math.max(3, config.max),
       autostart: true,
@@ -241,6 +305,17 @@ export class ManagedPool implements LoanOwner {
     this.#leaks.configure(config.leakDetectionThresholdMs, config.leakReclaimMs);
     this.#tableTimer = setInterval(() => refreshTables(this.#gpool), TABLE_REFRESH_MS);
     this.#tableTimer.unref();
+    const server = this.#factory.server;
+    this.#budget = new ServerBudgetTracker({
+      poolId,
+      serverAddress: server.serverAddress ?? 'localhost',
+      serverPort: server.serverPort ?? 5432,
+      database: server.database,
+      via: config.transactionPooling ? 'pooler' : 'server',
+      claims: () => ({ max: this.#gpool.max, open: Math.max(0, this.#gpool.size - this.#factory.pendingCreates) }),
+      refreshBudget: () => this.refreshServerBudget(),
+    });
+    registerBudget(this.#budget);
   }
 
   /** The validated config in force (with secrets; use {@link redactedConfig} to show it). */
@@ -294,33 +369,55 @@ export class ManagedPool implements LoanOwner {
    * with ACQUIRE_TIMEOUT (carrying the pool state and the last connect error), QUEUE_FULL,
    * CONNECTION_FAILED (the server cannot be reached and the pool has no connection) or POOL_CLOSED.
    */
-  acquire(options?: { failFast?: boolean }): Promise<PooledConnection> {
+  acquire(options?: { failFast?: boolean; limits?: CallLimits | undefined }): Promise<PooledConnection> {
     if (this.#closing) return Promise.reject(new PoolClosedError(this.poolId));
     const failFast = options?.failFast ?? false;
-    if (this.#circuit !== 'closed' && !this.#passCircuit()) {
-      return Promise.reject(new CircuitOpenError(this.poolId, this.#factory.lastError));
-    }
-    const stack = this.#leaks.capturesStacks ? callerStack() : undefined;
-    if (!tracingActive(acquireChannel)) return this.#acquire(undefined, stack, failFast);
+    const limits = options?.limits;
+    if (limits?.signal?.aborted) return Promise.reject(new QueryAbortedError(this.poolId, limits.signal.reason));
+    // An open circuit fails the call at once; it is still an acquire that failed (CIRCUIT_OPEN), for the channel.
+    const open = this.#circuit !== 'closed' && !this.#passCircuit();
+    const stack = open || !this.#leaks.capturesStacks ? undefined : callerStack();
+    if (!tracingActive(acquireChannel)) return open ? Promise.reject(this.#circuitError()) : this.#acquire(undefined, stack, failFast, limits);
     const msg: AcquireMessage = {
       poolId: this.poolId,
       pendingAtStart: this.#waiters.size,
       mustWait: this.#gpool.available === 0,
     };
-    return acquireChannel.tracePromise(() => this.#acquire(msg, stack, failFast), msg);
+    return acquireChannel.tracePromise(() => (open ? Promise.reject(this.#circuitError()) : this.#acquire(msg, stack, failFast, limits)), msg);
   }
 
-  #acquire(msg: AcquireMessage | undefined, stack: string | undefined, failFast: boolean): Promise<PooledConnection> {
+  #circuitError(): CircuitOpenError {
+    return new CircuitOpenError(this.poolId, this.#factory.lastError);
+  }
+
+  #acquire(msg: AcquireMessage | undefined, stack: string | undefined, failFast: boolean, limits?: CallLimits): Promise<PooledConnection> {
     const started = performance.now();
     // Wall-clock start only for the channel message (servedByLoanId compares it with returnedAt).
     const startedAt = msg ? Date.now() : 0;
     const traceId = stack !== undefined ? activeTraceId() : undefined;
-    return new Promise<PooledConnection>((resolve, reject) => {
+    return new Promise<PooledConnection>((resolveLoan, rejectLoan) => {
+      let resolve = resolveLoan;
+      let reject = rejectLoan;
+      const ownDeadline = started + this.#config.acquireTimeoutMs;
+      const callEndsFirst = limits !== undefined && limits.deadline < ownDeadline;
+      const signal = limits?.signal;
+      if (signal) {
+        // A waiter whose signal aborts leaves the queue at once; the listener goes when it settles.
+        const onAbort = () => {
+          if (!waiter.queued) return;
+          for (const w of this.#takeWaiters([waiter])) w.reject(new QueryAbortedError(this.poolId, signal.reason));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        const off = () => signal.removeEventListener('abort', onAbort);
+        resolve = (loan) => (off(), resolveLoan(loan));
+        reject = (err) => (off(), rejectLoan(err));
+      }
       const waiter: Waiter = {
         failFast,
-        deadline: started + this.#config.acquireTimeoutMs,
-        resolve,
-        reject,
+        deadline: callEndsFirst ? limits.deadline : ownDeadline,
+        callTimeoutMs: callEndsFirst ? limits.timeoutMs : undefined,
+        resolve: (loan) => resolve(loan),
+        reject: (err) => reject(err),
         request: undefined,
         prev: undefined,
         next: undefined,
@@ -371,6 +468,7 @@ export class ManagedPool implements LoanOwner {
     }
     conn.loanId = loanId;
     conn.useCount++;
+    if (this.#config.allowExitOnIdle) setRef(conn.client, true);
     const loan = new PooledConnection(this, conn, loanId, Date.now(), stack, traceId);
     conn.loan = loan;
     return loan;
@@ -399,6 +497,7 @@ export class ManagedPool implements LoanOwner {
     if (this.#timeoutTimer !== undefined) clearTimeout(this.#timeoutTimer);
     this.#timeoutAt = at;
     this.#timeoutTimer = setTimeout(() => this.#expireWaiters(), Math.max(0, Math.ceil(at - now)));
+    if (this.#waiters.size === 0) this.#timeoutTimer.unref();
   }
 
   /**
@@ -418,7 +517,9 @@ export class ManagedPool implements LoanOwner {
     if (expired.length > 0) {
       // The state as the expired callers saw it: they still count as waiting.
       const state = this.#state();
-      for (const w of this.#takeWaiters(expired)) w.reject(this.#timeoutError(state));
+      for (const w of this.#takeWaiters(expired)) {
+        w.reject(w.callTimeoutMs !== undefined ? new QueryTimeoutError(this.poolId, w.callTimeoutMs, 'timeoutMs') : this.#timeoutError(state));
+      }
     }
     if (next !== Infinity) this.#armTimeouts(next, now);
   }
@@ -428,6 +529,9 @@ export class ManagedPool implements LoanOwner {
    * the server is back: fail them now with the cause instead of letting them wait out the timeout.
    */
   #onCreateFailure(err: Error): void {
+    // Too many connections: remembered (auto-tuning backs off); any failure means a reconnect follows.
+    if (sqlStateOf(err) === '53300') this.#budget.noteTooManyConnections();
+    this.#budget.markReconnect();
     if (this.hasOpenConnection()) return;
     const b = this.#behaviour;
     if (b.circuitThreshold > 0 && this.#factory.backoff.failures >= b.circuitThreshold && this.#circuit !== 'open') {
@@ -511,22 +615,113 @@ export class ManagedPool implements LoanOwner {
     if (conn.loan === loan) conn.loan = undefined;
     const now = Date.now();
     conn.returnedAt = now;
-    let reason: string | undefined;
-    if (err) {
-      reason = 'error';
-    } else {
+    this.#stats.holds.record(now - loan.acquiredAt);
+    const pending = err ? 0 : conn.pendingStatements();
+    if (pending > 0 && conn.broken === undefined) {
+      this.#holdBack(loan, pending, now);
+      return;
+    }
+    this.#giveBack(loan, err ? 'error' : undefined, now);
+  }
+
+  /** Returns the connection to the pool, or closes it when it is not fit to be lent again. */
+  #giveBack(loan: PooledConnection, forced: string | undefined, now: number, pendingStatements?: number): void {
+    const conn = loan.connection;
+    let reason = forced;
+    if (reason === undefined) {
       const r = conn.reusable(now);
       if (!r.ok) reason = r.reason;
       // Shrunk below its size: close surplus connections as they come back.
       else if (this.#gpool.size > this.#config.max) reason = 'resized';
+      else if (this.#config.maxUses > 0 && conn.useCount >= this.#config.maxUses) reason = 'max-uses';
     }
-    this.#stats.holds.record(now - loan.acquiredAt);
-    this.#publishRelease(loan, now, reason);
-    if (reason) this.#gpool.destroy(conn).catch(() => {});
-    else this.#gpool.release(conn).catch(() => {});
+    this.#publishRelease(loan, now, reason, pendingStatements);
+    if (reason) {
+      this.#gpool.destroy(conn).catch(() => {});
+      return;
+    }
+    if (this.#config.allowExitOnIdle) setRef(conn.client, false);
+    this.#gpool.release(conn).catch(() => {});
+    const idleTimeout = this.#config.idleTimeoutMs;
+    const idleAt = idleTimeout > 0 && this.#gpool.available > this.#config.min ? now + idleTimeout : Infinity;
+    this.#scheduleEviction(Math.min(idleAt, conn.expiresAt));
   }
 
-  #publishRelease(loan: PooledConnection, now: number, reason: string | undefined): void {
+  /**
+   * One timer per pool, set for the earliest moment an idle connection passes its idle timeout or
+   * lifetime, so idle connections are closed on time (not at the next 5 s eviction pass). A
+   * release sets it only when it is not already set earlier: no timer churn under load.
+   */
+  #scheduleEviction(at: number): void {
+    if (at >= this.#evictionAt || this.#closing) return;
+    clearTimeout(this.#evictionTimer);
+    this.#evictionAt = at;
+    this.#evictionTimer = setTimeout(() => this.#evictDue(), Math.max(1, Math.ceil(at - Date.now())));
+    // Idle connections keep the process alive unless allowExitOnIdle; so does their timer.
+    if (this.#config.allowExitOnIdle) this.#evictionTimer.unref();
+  }
+
+  #evictDue(): void {
+    this.#evictionTimer = undefined;
+    this.#evictionAt = Infinity;
+    this.#evictIdle();
+  }
+
+  /** An eviction pass now, then the timer for the next deadline of the idle connections left. */
+  #evictIdle(): void {
+    if (this.#closing) return;
+    evictNow(this.#gpool);
+    const idleTimeout = this.#config.idleTimeoutMs;
+    const aboveMin = this.#gpool.available > this.#config.min;
+    const now = Date.now();
+    let next = Infinity;
+    for (const r of idleResources<Connection>(this.#gpool)) {
+      let at = r.obj.expiresAt;
+      if (idleTimeout > 0 && aboveMin) at = Math.min(at, r.lastIdleTime + idleTimeout);
+      // Due but answering the pool's budget statement (eviction waits for it): looked at again
+      // as soon as it has answered.
+      const reading = at <= now + TIMER_SLACK_MS ? this.#factory.budgetReads.get(r.obj) : undefined;
+      if (reading) void reading.then(() => this.#evictIdle());
+      else if (at < next) next = at;
+    }
+    if (next !== Infinity) this.#scheduleEviction(next);
+  }
+
+  /**
+   * A connection reported an error or closed. Idle, it leaves the pool at once (pg.Pool's
+   * counts drop at once too); lent, its holder sees the error and the release closes it.
+   */
+  #onBroken(conn: Connection, err: Error | undefined): void {
+    // Lent to nobody: in the pool, or borrowed by the pool itself for a moment (server budget read).
+    const idle = conn.loan === undefined && !this.#heldBack.has(conn) && this.#factory.connections.has(conn);
+    if (idle) evictNow(this.#gpool);
+    this.hooks.onConnectionError?.(this.poolId, conn.id, err, { idle, client: conn.client });
+  }
+
+  /**
+   * Released with statements still in flight (a missing `await`): the transaction status is stale
+   * until they are answered (a queued `BEGIN` reads as idle), so the connection is lent to nobody
+   * until then, and judged afterwards. Answered within the bound and idle: back to the pool;
+   * otherwise it is closed. The holder is told, naming the loan.
+   */
+  #holdBack(loan: PooledConnection, pending: number, now: number): void {
+    const conn = loan.connection;
+    this.#heldBack.add(conn);
+    this.hooks.onReleasedWithPending?.({
+      poolId: this.poolId,
+      connectionId: conn.id,
+      loanId: loan.id,
+      pendingStatements: pending,
+      stack: loan.stack,
+    });
+    const timeoutMs = this.#config.queryTimeoutMs > 0 ? this.#config.queryTimeoutMs + 1_000 : PENDING_RELEASE_WAIT_MS;
+    void conn.whenAnswered(timeoutMs).then((answered) => {
+      if (!this.#heldBack.delete(conn)) return; // closed meanwhile: already destroyed
+      this.#giveBack(loan, answered ? undefined : 'statements-pending', answered ? Date.now() : now, pending);
+    });
+  }
+
+  #publishRelease(loan: PooledConnection, now: number, reason: string | undefined, pendingStatements?: number): void {
     if (!releaseChannel.hasSubscribers) return;
     const msg: ReleaseMessage = {
       poolId: this.poolId,
@@ -535,6 +730,7 @@ export class ManagedPool implements LoanOwner {
       useMs: now - loan.acquiredAt,
       destroyed: reason !== undefined,
       reason,
+      pendingStatements,
     };
     releaseChannel.publish(msg);
   }
@@ -543,19 +739,28 @@ export class ManagedPool implements LoanOwner {
 
   /** @internal Called by {@link PooledConnection.query}. */
   async runQuery<R extends pg.QueryResultRow>(loan: PooledConnection, input: QueryInput, values?: unknown[]): Promise<QueryResult<R>> {
-    if (!tracingActive(queryChannel)) return this.#send<R>(loan.connection, input, values, undefined);
+    const bad = invalidQuery(input, values);
+    if (bad !== undefined) throw new InvalidQueryError(this.poolId, bad);
+    const limits = loan.limits;
+    if (limits !== undefined) {
+      // A call already over: nothing is sent.
+      if (limits.signal?.aborted) throw new QueryAbortedError(this.poolId, limits.signal.reason);
+      if (limits.deadline <= performance.now()) throw new QueryTimeoutError(this.poolId, limits.timeoutMs ?? 0, 'timeoutMs');
+    }
+    if (!tracingActive(queryChannel)) return this.#send<R>(loan.connection, input, values, undefined, limits);
     const s = this.#factory.server;
     const msg: QueryMessage = {
       poolId: this.poolId,
       connectionId: loan.connection.id,
       loanId: loan.id,
       text: typeof input === 'string' ? input : input.text,
+      standardConformingStrings: loan.connection.standardConformingStrings,
       valuesCount: values?.length ?? (typeof input === 'string' ? 0 : (input.values?.length ?? 0)),
       serverAddress: s.serverAddress,
       serverPort: s.serverPort,
       database: s.database,
     };
-    return queryChannel.tracePromise(() => this.#send<R>(loan.connection, input, values, msg), msg);
+    return queryChannel.tracePromise(() => this.#send<R>(loan.connection, input, values, msg, limits), msg);
   }
 
   async #send<R extends pg.QueryResultRow>(
@@ -563,26 +768,59 @@ export class ManagedPool implements LoanOwner {
     input: QueryInput,
     values: unknown[] | undefined,
     msg: QueryMessage | undefined,
+    limits?: CallLimits,
   ): Promise<QueryResult<R>> {
     const text = typeof input === 'string' ? input : input.text;
-    conn.lastQueryText = text;
+    conn.noteQuery(text);
     const timeoutMs = this.#config.queryTimeoutMs;
     const started = performance.now();
     // Behind a transaction pooler the next statement may reach another server session, where a
     // statement prepared by name does not exist: send it unnamed (parsed each time, still bound).
     const sent = this.#config.transactionPooling && typeof input === 'object' && input.name ? { ...input, name: undefined } : input;
-    const pending = conn.client.query<R>(sent as pg.QueryConfig, values);
+    const runner = driverCallRunner();
+    const pending =
+      runner === undefined ? conn.client.query<R>(sent as pg.QueryConfig, values) : runner(() => conn.client.query<R>(sent as pg.QueryConfig, values));
     try {
-      const res = timeoutMs > 0 ? await this.#withTimeout(conn, pending, timeoutMs) : await pending;
-      this.#recordQuery(conn, text, started, undefined);
+      const res =
+        limits !== undefined
+          ? await this.#withinCall(conn, pending, timeoutMs, limits)
+          : timeoutMs > 0
+            ? await this.#withTimeout(conn, pending, timeoutMs)
+            : await pending;
       if (msg) {
         msg.rowCount = res.rowCount;
         msg.command = res.command;
       }
+      // COMMIT (END, PREPARE TRANSACTION) on a failed transaction is answered with ROLLBACK:
+      // nothing was committed, so the caller must not see a success.
+      if (res.command === 'ROLLBACK' && !ROLLBACK_STATEMENT.test(text)) {
+        const first = conn.txFailure;
+        conn.txFailure = undefined;
+        throw new TransactionRolledBackError(this.poolId, first);
+      }
+      if (conn.txFailure !== undefined && conn.client.getTransactionStatus?.() === 'I') conn.txFailure = undefined;
+      this.#recordQuery(conn, text, started, undefined);
       return res;
-    } catch (err) {
-      if (!(err instanceof QueryTimeoutError) && isConnectionLevelError(err)) conn.markBroken('error');
+    } catch (caught) {
+      let err = caught;
+      if (err instanceof TransactionRolledBackError) {
+        this.#recordQuery(conn, text, started, err);
+        throw err;
+      }
+      // Timeouts and aborts mark the connection themselves when it cannot be reused.
+      if (!(err instanceof QueryTimeoutError) && !(err instanceof QueryAbortedError) && isConnectionLevelError(err)) conn.markBroken('error');
+      // The pool took the connection back (drain timeout of removePool/restartPool/close, leak
+      // reclaim) while this statement ran: say so with a typed error, not pg's bare termination.
+      if (conn.broken === 'revoked' && !(err instanceof DbPoolError)) {
+        err = new ConnectionRevokedError(this.poolId, conn.revokedReason ?? 'the pool took it back', err);
+      }
       const sqlState = sqlStateOf(err);
+      // Inside a transaction block the first failure aborts it. (Its ReadyForQuery, which turns the
+      // status to 'E', can arrive after the caller got the error: 'T' counts too.)
+      if (sqlState !== undefined && conn.txFailure === undefined) {
+        const tx = conn.client.getTransactionStatus?.();
+        if (tx === 'T' || tx === 'E') conn.txFailure = sqlState;
+      }
       this.#recordQuery(conn, text, started, err, sqlState);
       if (msg && sqlState) msg.sqlState = sqlState;
       throw err;
@@ -596,7 +834,8 @@ export class ManagedPool implements LoanOwner {
     const stats = this.#stats;
     stats.queries.record(ms, failed, now);
     stats.totals.queries++;
-    const d = describeQuery(text);
+    // Described once per statement, under the session's standard_conforming_strings when it was sent.
+    const d = conn.describeFinished(text);
     stats.statements.record(d.fingerprint, d.sanitized, ms, failed);
     if (failed) {
       stats.totals.errors++;
@@ -642,6 +881,75 @@ export class ManagedPool implements LoanOwner {
     });
   }
 
+  /**
+   * A statement of a call with limits. The pool's `queryTimeoutMs` keeps its meaning (the connection
+   * is discarded). The call's deadline and signal cancel the statement on the server instead and
+   * wait for its answer, so the connection comes back clean: the caller gets QUERY_TIMEOUT /
+   * QUERY_ABORTED when the server cancelled it — but the result when it finished anyway (a write
+   * that committed is not reported as failed). No answer within CANCEL_GRACE_MS: the connection
+   * is discarded.
+   */
+  #withinCall<T>(conn: Connection, pending: Promise<T>, queryTimeoutMs: number, limits: CallLimits): Promise<T> {
+    const callMs = limits.deadline - performance.now();
+    if (queryTimeoutMs > 0 && queryTimeoutMs <= callMs && !limits.signal) return this.#withTimeout(conn, pending, queryTimeoutMs);
+    return new Promise<T>((resolve, reject) => {
+      const signal = limits.signal;
+      let stop: (() => Error) | undefined;
+      let cancelled: Promise<void> | undefined;
+      let graceTimer: NodeJS.Timeout | undefined;
+      const cleanup = () => {
+        clearTimeout(callTimer);
+        clearTimeout(poolTimer);
+        clearTimeout(graceTimer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const cancel = (why: () => Error) => {
+        if (stop !== undefined) return;
+        stop = why;
+        clearTimeout(callTimer);
+        clearTimeout(poolTimer);
+        cancelled = sendCancel(conn);
+        graceTimer = setTimeout(() => {
+          conn.markBroken('timeout');
+          cleanup();
+          reject(why());
+        }, CANCEL_GRACE_MS);
+      };
+      const onAbort = () => cancel(() => new QueryAbortedError(this.poolId, signal!.reason));
+      const callTimer =
+        callMs < Infinity ? setTimeout(() => cancel(() => new QueryTimeoutError(this.poolId, limits.timeoutMs ?? Math.round(callMs), 'timeoutMs')), Math.max(0, callMs)) : undefined;
+      // The pool's own limit, when it comes first: its usual meaning (the connection is discarded).
+      const poolTimer =
+        queryTimeoutMs > 0 && queryTimeoutMs < callMs
+          ? setTimeout(() => {
+              if (stop !== undefined) return;
+              cleanup();
+              conn.markBroken('timeout');
+              reject(new QueryTimeoutError(this.poolId, queryTimeoutMs));
+            }, queryTimeoutMs)
+          : undefined;
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // Once a cancel is sent, nothing settles (so nothing can reuse the connection) before the
+      // server has taken it: a cancel arriving late would hit the next statement on the session.
+      const settle = (fn: () => void) => {
+        cleanup();
+        if (cancelled === undefined) fn();
+        else void cancelled.then(fn);
+      };
+      pending.then(
+        (v) => settle(() => resolve(v)),
+        (e: unknown) =>
+          settle(() => {
+            if (stop !== undefined && sqlStateOf(e) === '57014') {
+              const err = stop();
+              (err as { cause?: unknown }).cause ??= e;
+              reject(err);
+            } else reject(e);
+          }),
+      );
+    });
+  }
+
   // ---------------------------------------------------------------- leaks
 
   #reportLeak(loan: PooledConnection, heldMs: number, kind: LeakMessage['kind']): void {
@@ -673,6 +981,7 @@ export class ManagedPool implements LoanOwner {
     if (!loan.revoke(reason)) return false;
     const conn = loan.connection;
     if (conn.loan === loan) conn.loan = undefined;
+    conn.revokedReason ??= reason;
     conn.markBroken('revoked');
     this.#gpool.destroy(conn).catch(() => {});
     return true;
@@ -685,6 +994,8 @@ export class ManagedPool implements LoanOwner {
   }
 
   getDetailedMetrics(): DetailedMetrics {
+    // Asked for in detail: the server's backends are read in the background when stale.
+    if (this.#budget.settingsDue || this.#budget.backendsDue()) void this.refreshServerBudget();
     // One reading of the state and the windows serves both parts (same instant, summed once).
     const snap = this.#snapshot();
     const m = this.#metrics(DetailedMetrics, snap);
@@ -728,7 +1039,7 @@ export class ManagedPool implements LoanOwner {
     Kind: new (...args: ConstructorParameters<typeof PoolMetrics>) => M,
     { now, s, acquire, q }: MetricsSnapshot,
   ): M {
-    return new Kind(
+    const m = new Kind(
       this.poolId,
       this.#stats.windowMs / 1000,
       s.max > 0 ? s.active / s.max : 0,
@@ -749,6 +1060,112 @@ export class ManagedPool implements LoanOwner {
       this.#leaks.suspectedCount(),
       new Date().toISOString(),
     );
+    m.serverBudget = this.#budget.snapshot();
+    return m;
+  }
+
+  // ---------------------------------------------------------------- the server's connection budget
+
+  /** The server's connection budget as this pool last read it, with this process's claims on it; null until read. */
+  serverBudget(): ServerBudget | null {
+    return this.#budget.snapshot();
+  }
+
+  /** @internal What the pool knows of its server's budget (auto-tuning reads the last 53300 from it). */
+  get budgetTracker(): ServerBudgetTracker {
+    return this.#budget;
+  }
+
+  /**
+   * Reads what is due of the server's budget (the backends when older than BACKENDS_REFRESH_MS;
+   * the settings when reading them on connect failed a while ago) on an idle connection of the
+   * pool. Never waits for a connection, never opens one: with none idle now it reads nothing and
+   * the values keep their time. One read at a time; never rejects.
+   */
+  refreshServerBudget(): Promise<void> {
+    this.#budgetRead ??= this.#readBudget()
+      .catch((err: unknown) => this.#budget.applyFailure(this.#factory.scrub(err)))
+      .finally(() => {
+        this.#budgetRead = undefined;
+      });
+    return this.#budgetRead;
+  }
+
+  /**
+   * On a new connection, before anyone is lent it: the settings, when the pool has never read them
+   * or reconnected (its connects failed, or it held no connection). One read at a time. A server
+   * that does not answer within the budget statement's timeout, or drops the connection, fails the
+   * connect attempt; a statement error (a server without these settings) is kept, and the connect stands.
+   */
+  async #readBudgetOnConnect(client: pg.Client, noConnection: boolean): Promise<void> {
+    const b = this.#budget;
+    if (noConnection) b.markReconnect();
+    if (!b.settingsDue || this.#budgetOnConnect) return;
+    this.#budgetOnConnect = true;
+    try {
+      b.applySettings((await this.#budgetQuery<BudgetSettingsRow>(client, BUDGET_SETTINGS_SQL)).rows[0]!);
+    } catch (err) {
+      if (isConnectionLevelError(err)) throw err;
+      b.applyFailure(this.#factory.scrub(err), true);
+    } finally {
+      this.#budgetOnConnect = false;
+    }
+  }
+
+  async #readBudget(): Promise<void> {
+    const b = this.#budget;
+    const settings = b.settingsDue;
+    if (!settings && (!b.known || !b.backendsDue())) return;
+    const conn = this.#idleForBudget();
+    if (conn === undefined) return;
+    // The connection stays idle in the pool (its counts unchanged); a caller that takes it meanwhile
+    // waits for the answer (validate), and eviction leaves it alone until then.
+    const read = (async () => {
+      try {
+        if (settings) b.applySettings((await this.#budgetQuery<BudgetSettingsRow>(conn.client, BUDGET_SETTINGS_SQL)).rows[0]!);
+        else b.applyBackends((await this.#budgetQuery<{ backends: number }>(conn.client, BUDGET_BACKENDS_SQL)).rows[0]!.backends);
+      } catch (err) {
+        if (err instanceof BudgetTimeoutError) conn.markBroken('timeout');
+        else if (isConnectionLevelError(err)) conn.markBroken('error');
+        b.applyFailure(this.#factory.scrub(err), settings);
+      } finally {
+        this.#factory.budgetReads.delete(conn);
+      }
+    })();
+    this.#factory.budgetReads.set(conn, read);
+    await read;
+    // Broken (or timed out) meanwhile: closed now rather than at its next borrow.
+    if (!conn.reusable(Date.now()).ok) evictNow(this.#gpool);
+  }
+
+  /**
+   * An idle connection for the pool's own statement: the one returned longest ago (callers get the
+   * most recent first), none while callers wait. Never a new one.
+   */
+  #idleForBudget(): Connection | undefined {
+    if (this.#closing || this.#waiters.size > 0) return undefined;
+    const now = Date.now();
+    let pick: Connection | undefined;
+    for (const r of idleResources<Connection>(this.#gpool)) if (!this.#factory.budgetReads.has(r.obj) && r.obj.reusable(now).ok) pick = r.obj;
+    return pick;
+  }
+
+  /** One statement of the pool's own on `client`, abandoned after a few seconds (BudgetTimeoutError: close the connection). */
+  #budgetQuery<R extends pg.QueryResultRow>(client: pg.Client, sql: string): Promise<pg.QueryResult<R>> {
+    const timeoutMs = Math.max(1_000, Math.min(5_000, this.#config.acquireTimeoutMs));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new BudgetTimeoutError(timeoutMs)), timeoutMs);
+      runDriverCall(() => client.query<R>(sql)).then(
+        (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
   }
 
   getQueryMetrics(topLimit = 20): QueryMetrics {
@@ -801,7 +1218,7 @@ export class ManagedPool implements LoanOwner {
           createdAt: new Date(conn.createdAt).toISOString(),
           activeDurationMs: loan ? now - loan.acquiredAt : 0,
           useCount: conn.useCount,
-          lastQuery: conn.lastQueryText === undefined ? undefined : describeQuery(conn.lastQueryText).sanitized,
+          lastQuery: conn.lastQuery?.sanitized,
         };
         if (loan) {
           info.loanId = loan.id;
@@ -857,10 +1274,13 @@ export class ManagedPool implements LoanOwner {
   #shouldEvict(conn: Connection, lastIdleTime: number, availableCount: number): boolean {
     const now = Date.now();
     if (this.#evictAllIdle) return true;
+    // Running the pool's budget statement (statements pending): judged once it has answered.
+    if (this.#factory.budgetReads.has(conn)) return false;
     if (!conn.reusable(now).ok) return true;
     if (this.#gpool.size > this.#config.max) return true;
     const idleTimeout = this.#config.idleTimeoutMs;
-    return idleTimeout > 0 && now - lastIdleTime > idleTimeout && availableCount > this.#config.min;
+    // The eviction timer fires at the deadline, give or take the timers' millisecond rounding.
+    return idleTimeout > 0 && now - lastIdleTime >= idleTimeout - TIMER_SLACK_MS && availableCount > this.#config.min;
   }
 
   publish(event: PoolEventMessage['event'], detail?: Record<string, unknown>): void {
@@ -874,6 +1294,8 @@ export class ManagedPool implements LoanOwner {
    * revoked; idle connections are closed. Safe to call twice.
    */
   close(drainTimeoutMs = 30_000): Promise<void> {
+    // A closing pool claims no part of its server's budget any more.
+    unregisterBudget(this.#budget);
     this.#closing ??= this.#close(drainTimeoutMs);
     return this.#closing;
   }
@@ -891,6 +1313,11 @@ export class ManagedPool implements LoanOwner {
     this.#factory.close();
     if (!clean) {
       for (const loan of [...this.loans()]) this.#revoke(loan, 'the pool was closed before it was released');
+      for (const conn of this.#heldBack) {
+        conn.markBroken('revoked');
+        this.#gpool.destroy(conn).catch(() => {});
+      }
+      this.#heldBack.clear();
       this.#failWaiters(new PoolClosedError(this.poolId));
       stopEvictor(g);
     }
@@ -898,9 +1325,47 @@ export class ManagedPool implements LoanOwner {
     clearTimeout(this.#timeoutTimer);
     this.#timeoutTimer = undefined;
     clearInterval(this.#tableTimer);
+    clearTimeout(this.#evictionTimer);
+    this.#evictionTimer = undefined;
     // Lifetime totals outlive this pool object (restartPool hands the stats on).
     this.#stats.totals.connectionsCreated += this.#factory.created;
     this.#stats.totals.connectionsClosed += this.#factory.closed;
+  }
+}
+
+/** The server did not answer the pool's budget statement in time (the connection is not used again). */
+class BudgetTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`the server did not answer the pool's connection-budget statement within ${timeoutMs} ms`);
+    this.name = 'BudgetTimeoutError';
+  }
+}
+
+/** Statements whose answer is ROLLBACK by design (any other statement answered so failed to commit). */
+const ROLLBACK_STATEMENT = /^\s*(?:rollback|abort)\b/i;
+
+/** What is wrong with a query call's arguments, or undefined when pg can send it. */
+function invalidQuery(input: unknown, values: unknown): string | undefined {
+  if (typeof input !== 'string') {
+    if (typeof input !== 'object' || input === null) return `the statement must be a string or a query config, got ${input === null ? 'null' : typeof input}`;
+    if (typeof (input as { submit?: unknown }).submit === 'function') return 'a submittable (cursor, stream) needs the driver: use loan.client.query(...)';
+    const text = (input as { text?: unknown }).text;
+    if (typeof text !== 'string') return `the query config's text must be a string, got ${text === null ? 'null' : typeof text}`;
+    const own = (input as { values?: unknown }).values;
+    if (own !== undefined && own !== null && !Array.isArray(own)) return `the query config's values must be an array, got ${typeof own}`;
+  }
+  if (values !== undefined && values !== null && !Array.isArray(values)) return `values must be an array, got ${typeof values}`;
+  return undefined;
+}
+
+/** pg's Client#ref / #unref: whether the connection's socket keeps the process alive. */
+function setRef(client: pg.Client, ref: boolean): void {
+  const c = client as unknown as { ref?: () => void; unref?: () => void };
+  try {
+    if (ref) c.ref?.();
+    else c.unref?.();
+  } catch {
+    // no socket (closing): nothing to keep alive
   }
 }
 

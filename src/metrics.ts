@@ -3,6 +3,7 @@
  * the core (no OpenTelemetry needed), latencies in milliseconds, rates over a rolling window.
  * `toJSON()` gives the documented shape with a stable key order (`export-metrics` writes it).
  */
+import type { ServerBudget } from './server-budget.js';
 import type { StatementStats } from './stats/statement-stats.js';
 
 /** The ops guide's per-pool numbers. */
@@ -36,6 +37,12 @@ export class PoolMetrics {
     readonly timestamp: string,
   ) {}
 
+  /**
+   * The server's connection budget as the pool last read it (max_connections, reserved slots,
+   * backends now) with what this process's pools claim of it; null until the first connection.
+   */
+  serverBudget: ServerBudget | null = null;
+
   toJSON(): Record<string, unknown> {
     return {
       poolId: this.poolId,
@@ -57,6 +64,7 @@ export class PoolMetrics {
       errorRate: this.errorRate,
       slowQueriesCount: this.slowQueriesCount,
       leakedConnections: this.leakedConnections,
+      serverBudget: this.serverBudget === null ? null : { ...this.serverBudget, instance: { ...this.serverBudget.instance } },
     };
   }
 }

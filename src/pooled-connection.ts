@@ -12,6 +12,18 @@ export type QueryInput = string | pg.QueryConfig;
 /** A `pg` result: `{ rows, rowCount, fields, command }`. */
 export type QueryResult<R extends pg.QueryResultRow = Record<string, unknown>> = pg.QueryResult<R>;
 
+/**
+ * The limits of one call (`db.query`, `transaction`, `withConnection` with `{ timeoutMs, signal }`):
+ * its acquire and every statement it runs end by `deadline`, or when `signal` aborts.
+ */
+export interface CallLimits {
+  /** The call's `timeoutMs`, for messages; undefined when only a signal was given. */
+  readonly timeoutMs: number | undefined;
+  /** `performance.now()` time by which the call ends; Infinity without a timeout. */
+  readonly deadline: number;
+  readonly signal: AbortSignal | undefined;
+}
+
 /** The side of the pool a loan talks to (implemented by the pool). */
 export interface LoanOwner {
   readonly poolId: string;
@@ -22,6 +34,8 @@ export interface LoanOwner {
 export class PooledConnection {
   #state: 'lent' | 'released' | 'revoked' = 'lent';
   #revokedReason = '';
+  /** @internal The limits of the call this loan serves (set by `query` / `transaction` / `withConnection`). */
+  limits: CallLimits | undefined = undefined;
 
   /** @internal Built by the pool. */
   constructor(

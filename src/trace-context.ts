@@ -51,3 +51,42 @@ export function activeTraceId(): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * How the core makes its calls into the driver (`client.query`, `client.connect`): directly, or
+ * through a runner an instrumentation sets. DbPoolInstrumentation sets one that suppresses tracing
+ * inside the call, so a pg instrumentation registered beside it (instrumentation-pg, which
+ * auto-instrumentations-node enables) makes no second span — with the raw SQL — for a statement
+ * our query span already describes. Retained and released like the trace id provider; unset, a
+ * call costs one property read.
+ */
+export type DriverCallRunner = <T>(call: () => T) => T;
+
+interface DriverCallSlot {
+  runner: DriverCallRunner | undefined;
+  users: number;
+}
+
+const driverSlot = processGlobal<DriverCallSlot>('db-pool-otel.driver-call-runner.v1', () => ({ runner: undefined, users: 0 }));
+
+/** @internal One more user of the runner: the first one sets `fn`. */
+export function retainDriverCallRunner(fn: DriverCallRunner): void {
+  if (driverSlot.users++ === 0) driverSlot.runner = fn;
+}
+
+/** @internal One user fewer (each after a retain): the last one clears the runner. */
+export function releaseDriverCallRunner(): void {
+  if (driverSlot.users === 0) return;
+  if (--driverSlot.users === 0) driverSlot.runner = undefined;
+}
+
+/** @internal The runner for driver calls, or undefined when calls go straight to the driver. */
+export function driverCallRunner(): DriverCallRunner | undefined {
+  return driverSlot.runner;
+}
+
+/** @internal A driver call through the runner, if one is set (for the pool's own statements off the hot path). */
+export function runDriverCall<T>(call: () => T): T {
+  const runner = driverSlot.runner;
+  return runner === undefined ? call() : runner(call);
+}

@@ -5,7 +5,9 @@
  */
 import type { ManagedPool } from './managed-pool.js';
 import { probe } from './health.js';
+import { InvalidConfigError } from './errors.js';
 import { round3 } from './object-utils.js';
+import { instanceClaims, TOO_MANY_CONNECTIONS_BACKOFF_MS } from './server-budget.js';
 
 /** Thresholds of the sizing rule and bounds of auto-tuning. */
 export interface AutoTuneOptions {
@@ -28,6 +30,19 @@ export interface AutoTuneOptions {
   /** Bounds for the derived timeouts (ms). */
   minQueryTimeoutMs?: number;
   maxQueryTimeoutMs?: number;
+  /**
+   * This process's share of each server's usable slots (max_connections minus the reserved ones),
+   * 0 < share <= 1: auto-tuning never grows a pool so far that the `max` of this process's pools to
+   * that server add up to more. With N instances of the app, 1 / N (less with other clients). Default 1.
+   */
+  serverShare?: number;
+  /**
+   * Connections this process's pools may hold on one server, as an explicit number instead of a
+   * share (also when the server's budget cannot be read, e.g. through a pooler). 0: none (use serverShare). Default 0.
+   */
+  serverBudget?: number;
+  /** After a connect refused with 53300 (too many connections), no growth for this long (ms). Default 300 000. */
+  tooManyConnectionsBackoffMs?: number;
 }
 
 export const AUTO_TUNE_DEFAULTS: Required<Omit<AutoTuneOptions, 'intervalMs'>> = {
@@ -42,6 +57,9 @@ export const AUTO_TUNE_DEFAULTS: Required<Omit<AutoTuneOptions, 'intervalMs'>> =
   headroom: 1.2,
   minQueryTimeoutMs: 1_000,
   maxQueryTimeoutMs: 300_000,
+  serverShare: 1,
+  serverBudget: 0,
+  tooManyConnectionsBackoffMs: TOO_MANY_CONNECTIONS_BACKOFF_MS,
 };
 
 export type ResolvedAutoTune = Required<Omit<AutoTuneOptions, 'intervalMs'>> & { intervalMs?: number };
@@ -56,6 +74,12 @@ export interface PoolSizeDecision {
   queriesPerSecond: number;
   /** Little's law: acquires/s × mean hold time = connections in use on average; × headroom. */
   littlesLaw: { acquiresPerSecond: number; meanHoldMs: number; meanInUse: number; suggestedMax: number };
+  /**
+   * The server's budget as it bounded growth: the most this pool's max may become (the budget
+   * minus what this process's other pools to the server may open), from which limit; absent when
+   * nothing bounds it (the budget not read yet and no serverBudget).
+   */
+  budget?: { ceiling: number; limit: number; from: 'serverShare' | 'serverBudget'; otherPoolsMax: number; usableConnections: number | null };
 }
 
 export interface TimeoutDecision {
@@ -91,7 +115,63 @@ export function decidePoolSize(pool: ManagedPool, o: ResolvedAutoTune): PoolSize
   } else {
     reason = `utilization ${pct(utilization)} and ${qps.toFixed(0)} QPS are within the thresholds: no change`;
   }
-  return { poolId: pool.poolId, before, after, reason, utilization: round3(utilization), queriesPerSecond: round3(qps), littlesLaw };
+  const budget = growthCeiling(pool, o);
+  if (after > before) {
+    if (budget && after > budget.ceiling) {
+      after = Math.max(before, budget.ceiling);
+      reason +=
+        after === before
+          ? `; not grown: this process's pools may already open ${budget.otherPoolsMax + before} of the ${budget.limit} connections ${budget.from} allows on the server`
+          : `; capped at ${after} by ${budget.from} (${budget.limit} connections for this process's pools on the server)`;
+    }
+    const since = pool.budgetTracker.sinceTooManyConnections();
+    if (since !== undefined && since < o.tooManyConnectionsBackoffMs) {
+      after = before;
+      reason += `; not grown: the server refused a connection with 53300 (too many connections) ${Math.round(since / 1000)} s ago (backing off for ${Math.round(o.tooManyConnectionsBackoffMs / 1000)} s)`;
+    }
+  }
+  const decision: PoolSizeDecision = { poolId: pool.poolId, before, after, reason, utilization: round3(utilization), queriesPerSecond: round3(qps), littlesLaw };
+  if (budget) decision.budget = budget;
+  return decision;
+}
+
+/** Validates the budget options of auto-tuning (they arrive unvalidated through `autoTune`). */
+function checkBudgetOptions(o: ResolvedAutoTune): void {
+  const issues = [];
+  if (!(typeof o.serverShare === 'number' && o.serverShare > 0 && o.serverShare <= 1)) {
+    issues.push({ path: 'autoTune.serverShare', value: o.serverShare, rule: 'must be a number above 0 and at most 1' });
+  }
+  if (!(Number.isInteger(o.serverBudget) && o.serverBudget >= 0)) {
+    issues.push({ path: 'autoTune.serverBudget', value: o.serverBudget, rule: 'must be a whole number, 0 for none' });
+  }
+  if (!(Number.isInteger(o.tooManyConnectionsBackoffMs) && o.tooManyConnectionsBackoffMs >= 0)) {
+    issues.push({ path: 'autoTune.tooManyConnectionsBackoffMs', value: o.tooManyConnectionsBackoffMs, rule: 'must be a whole number of milliseconds' });
+  }
+  if (issues.length > 0) throw new InvalidConfigError(issues);
+}
+
+/**
+ * The most `pool`'s max may grow to within the server's budget: serverBudget, or serverShare of
+ * the server's usable slots, minus the `max` of this process's other pools to the same server.
+ */
+function growthCeiling(pool: ManagedPool, o: ResolvedAutoTune): PoolSizeDecision['budget'] {
+  checkBudgetOptions(o);
+  const owner = pool.budgetTracker.owner;
+  const b = pool.serverBudget();
+  const usable = b && b.via === 'server' ? b.usableConnections : null;
+  let limit: number;
+  let from: 'serverShare' | 'serverBudget';
+  if (o.serverBudget > 0) {
+    limit = o.serverBudget;
+    from = 'serverBudget';
+  } else if (usable !== null) {
+    limit = Math.floor(usable * o.serverShare);
+    from = 'serverShare';
+  } else return undefined;
+  const claims = instanceClaims(owner.serverAddress, owner.serverPort, owner.via);
+  const own = claims.poolIds.includes(pool.poolId) ? pool.config.max : 0;
+  const otherPoolsMax = Math.max(0, claims.max - own);
+  return { ceiling: Math.max(0, limit - otherPoolsMax), limit, from, otherPoolsMax, usableConnections: usable };
 }
 
 /** Measures probe latency (10 `SELECT 1`) and derives query timeout = max(3 × P95, 1 s), acquire = half. */

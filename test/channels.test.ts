@@ -13,7 +13,9 @@ import {
   type PoolEventMessage,
   type QueryMessage,
   type ReleaseMessage,
+  DatabasePool,
 } from '../src/index.js';
+import { freePort } from '../reliability/support/server.js';
 import { newDb, serverOf } from './helpers.js';
 
 type Events<M> = { start: M[]; asyncEnd: M[]; error: M[] };
@@ -126,4 +128,26 @@ test.serial('a failed acquire publishes an error with the typed error', async (t
   t.is(acquire.events.error.length, 1);
   t.is((acquire.events.error[0]!.error as { code?: string }).code, 'ACQUIRE_TIMEOUT');
   t.is(acquire.events.error[0]!.pendingAtStart, 0);
+});
+
+test.serial('a call refused by an open circuit is a failed acquire on the channel, with CIRCUIT_OPEN', async (t) => {
+  const acquire = record<AcquireMessage>(CHANNELS.acquire, 'down');
+  t.teardown(acquire.stop);
+  const port = await freePort(); // nothing listens there
+  const db = new DatabasePool({
+    pools: { down: { connection: { host: '127.0.0.1', port }, min: 0, max: 1, acquireTimeoutMs: 2_000 } },
+    logger: null,
+    recovery: { circuitBreakerThreshold: 1, circuitResetMs: 60_000, baseDelayMs: 60_000 },
+  });
+  t.teardown(() => db.close({ drainTimeoutMs: 100 }));
+  const codes: string[] = [];
+  const open = () => codes.filter((c) => c === 'CIRCUIT_OPEN').length;
+  for (let i = 0; i < 50 && open() < 5; i++) {
+    const err = await db.query('down', 'SELECT 1').catch((e: { code?: string }) => e);
+    codes.push((err as { code?: string }).code ?? 'none');
+  }
+  t.is(open(), 5, codes.join(','));
+  // Every call the circuit refused is on the channel, not only the ones that were already queued.
+  const published = acquire.events.error.map((m) => (m.error as { code?: string }).code);
+  t.deepEqual(published, codes);
 });

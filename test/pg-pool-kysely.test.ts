@@ -1,10 +1,11 @@
 /** Kysely 0.28 on the `pg.Pool` face. */
 import test, { type ExecutionContext } from 'ava';
-import { Kysely, PostgresDialect, sql, type PostgresCursorConstructor } from 'kysely';
+import { Kysely, PostgresDialect, sql, type PostgresCursorConstructor, type PostgresDialectConfig } from 'kysely';
 import { createRequire } from 'node:module';
+import pg from 'pg';
 import { pgPool } from '../src/adapters/pg-pool.js';
 import { recordChannels, tempSchema } from './adapter-helpers.js';
-import { eventually, newDb, uniqueName } from './helpers.js';
+import { databaseUrl, eventually, newDb, uniqueName } from './helpers.js';
 
 const require = createRequire(import.meta.url);
 const Cursor = require('pg-cursor') as PostgresCursorConstructor;
@@ -107,4 +108,35 @@ test('Kysely queries publish acquire and query events; destroy() leaves the pool
   await kysely.destroy();
   t.false(db.getPoolStatus(poolId).closed);
   t.is((await db.query<{ ok: number }>(poolId, 'select 1 as ok')).rows[0]!.ok, 1);
+});
+
+/**
+ * Statement-level session state, the way Kysely code uses it without a transaction: a temporary
+ * table made by one statement, filled and read by the next ones. With one shared pool and nothing
+ * else running, each statement gets the connection the previous one released.
+ */
+async function temporaryTables(pool: PostgresDialectConfig['pool']): Promise<number[]> {
+  const kysely = new Kysely<Record<string, { n: number }>>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    // Three connections open and idle, as after a burst.
+    await Promise.all([1, 2, 3].map(() => sql`select pg_sleep(0.05)`.execute(kysely)));
+    const table = uniqueName('tmp_kysely');
+    await sql`create temporary table ${sql.table(table)} (n int)`.execute(kysely);
+    await kysely.insertInto(table).values([{ n: 1 }, { n: 2 }]).execute();
+    await sql`insert into ${sql.table(table)} values (3)`.execute(kysely);
+    const rows = await kysely.selectFrom(table).select('n').orderBy('n').execute();
+    await sql`drop table ${sql.table(table)}`.execute(kysely);
+    return rows.map((r) => r.n);
+  } finally {
+    await kysely.destroy();
+  }
+}
+
+test('temporary tables across statements: one shared db.pgPool behaves as one shared pg.Pool', async (t) => {
+  const reference = await temporaryTables(new pg.Pool({ connectionString: databaseUrl(), max: 3 }));
+  t.deepEqual(reference, [1, 2, 3], 'pg.Pool itself');
+  const poolId = uniqueName('kysely');
+  const db = newDb(t, { [poolId]: { max: 3, min: 0 } });
+  t.deepEqual(await temporaryTables(db.pgPool(poolId)), reference);
+  t.is(db.getPoolStatus(poolId).total, 3, 'with three connections open');
 });

@@ -1,9 +1,11 @@
 /** The `pg.Pool` face (`pgPool`): pg's surface over a pool of a DatabasePool. */
 import test, { type ExecutionContext } from 'ava';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import pg from 'pg';
 import { PgCompatiblePool, pgPool } from '../src/adapters/pg-pool.js';
-import type { PoolConfig } from '../src/index.js';
+import { DatabasePool, type PoolConfig } from '../src/index.js';
 import { recordChannels } from './adapter-helpers.js';
 import { adminClient, eventually, newDb, uniqueName } from './helpers.js';
 
@@ -76,7 +78,7 @@ test('query(): text and values, config objects passed to pg untouched, and callb
   await t.throwsAsync(face.query('select * from no_such_table_x'), { message: /no_such_table_x/ });
 });
 
-test('release(err) and release(true) close the connection; release() returns it; a second release is a no-op', async (t) => {
+test('release(err) and release(true) close the connection; release() returns it; a second release throws, as with pg.Pool', async (t) => {
   const { db, poolId, face } = setup(t, { max: 1 });
   const rec = recordChannels(t, poolId);
   let c = await face.connect();
@@ -91,10 +93,12 @@ test('release(err) and release(true) close the connection; release() returns it;
   c = await face.connect();
   const pid3 = await pidOf(c);
   t.not(pid3, pid2);
-  c.release();
-  c.release();
+  const release = c.release;
+  release();
+  t.throws(() => release(), { message: 'Release called on client which has already been released to the pool.' });
+  t.throws(() => c.release(), { message: /already been released/ });
   t.like(rec.releases.at(-1), { destroyed: false });
-  t.is(rec.releases.length, 3, 'the second release did nothing');
+  t.is(rec.releases.length, 3, 'the second release did nothing else');
   t.like(db.getPoolStatus(poolId), { active: 0, total: 1 });
   await t.throwsAsync(c.query('select 1'), { message: /released/ }, 'a released client refuses queries');
 });
@@ -106,19 +110,23 @@ test('end() ends this face only; the pool stays open', async (t) => {
   t.true(face.ended);
   const err = await t.throwsAsync(face.connect());
   t.is((err as Error & { code?: string }).code, 'POOL_CLOSED');
+  t.regex(err!.message, /^Cannot use a pool after calling end on the pool/);
   t.regex(err!.message, /still open/);
+  await t.throwsAsync(face.end(), { message: 'Called end on pool more than once' });
+  const viaCallback = await new Promise<Error | undefined>((resolve) => face.end((e) => resolve(e)));
+  t.is(viaCallback?.message, 'Called end on pool more than once');
   t.false(db.getPoolStatus(poolId).closed);
   t.is((await db.query<{ one: number }>(poolId, 'select 1 as one')).rows[0]!.one, 1);
   const other = pgPool(db, poolId);
   t.is((await other.query<{ two: number }>('select 2 as two')).rows[0]!.two, 2);
 });
 
-test("on('error') reports a connection killed while idle; the face listens to the DatabasePool only while it has listeners", async (t) => {
+test("on('error') reports a connection killed while idle, with its client (pg.Pool's arguments); the face listens to the DatabasePool only while it has listeners", async (t) => {
   const { db, face } = setup(t, { max: 1 });
   const admin = await adminClient(t);
   const before = db.listenerCount('connectionError');
-  const errors: Error[] = [];
-  const onError = (err: Error) => errors.push(err);
+  const errors: { err: Error & { client?: unknown }; client: unknown; total: number; idle: number }[] = [];
+  const onError = (err: Error, client: unknown) => errors.push({ err, client, total: face.totalCount, idle: face.idleCount });
   face.on('error', onError);
   t.is(db.listenerCount('connectionError'), before + 1);
   const c = await face.connect();
@@ -126,7 +134,20 @@ test("on('error') reports a connection killed while idle; the face listens to th
   c.release();
   await admin.query('select pg_terminate_backend($1)', [pid]);
   t.true(await eventually(() => errors.length > 0), 'error reported');
-  t.regex(errors[0]!.message, /terminat/i);
+  const [first] = errors;
+  t.regex(first!.err.message, /terminat/i);
+  t.is(first!.client, c, 'the client is the second argument');
+  t.is(first!.err.client, c, 'and err.client');
+  t.is((first!.client as { processID?: number }).processID, pid, 'a handler can read client.processID');
+  t.like(first!, { total: 0, idle: 0 }, 'the dead connection has already left the counts');
+  // A lent client's error reaches its holder, not the pool's 'error' (as with pg.Pool).
+  const lent = await face.connect();
+  const lentPid = await pidOf(lent);
+  const heard = new Promise<Error>((resolve) => lent.once('error', resolve));
+  await admin.query('select pg_terminate_backend($1)', [lentPid]);
+  await heard;
+  t.is(errors.length, 1, 'no pool error for a lent client');
+  lent.release();
   face.off('error', onError);
   t.is(db.listenerCount('connectionError'), before);
   t.is((await face.query<{ ok: number }>('select 1 as ok')).rows[0]!.ok, 1, 'the pool replaced it');
@@ -169,3 +190,121 @@ test('face queries publish acquire and query events on the core channels', async
     ],
   );
 });
+
+test("query(callback) is refused as pg.Pool refuses it; query(text, values, cb) calls back with undefined on success", async (t) => {
+  const { poolId, face } = setup(t);
+  const rec = recordChannels(t, poolId);
+  const misuse = await new Promise<unknown[]>((resolve) => {
+    const returned = (face.query as unknown as (cb: (...a: unknown[]) => void) => unknown)((...args) => resolve(args));
+    t.is(returned, undefined);
+  });
+  t.is(misuse.length, 1);
+  t.is((misuse[0] as Error).message, 'Passing a function as the first parameter to pool.query is not supported');
+  t.is(rec.acquires.length, 0, 'nothing was acquired or sent');
+  const args = await new Promise<unknown[]>((resolve) => face.query('select $1::int as n', [3], (...a: unknown[]) => resolve(a)));
+  t.is(args.length, 2);
+  t.true(args[0] === undefined, 'undefined, not null, as pg.Pool passes');
+  t.is((args[1] as pg.QueryResult).rows[0].n, 3);
+  const failed = await new Promise<unknown[]>((resolve) => face.query('select * from no_such_table_cb', (...a: unknown[]) => resolve(a)));
+  t.regex((failed[0] as Error).message, /no_such_table_cb/);
+  t.is(failed[1], undefined);
+});
+
+test('a statement that fails in pool.query closes its connection, as pg.Pool does', async (t) => {
+  const { db, poolId, face } = setup(t, { max: 1 });
+  const rec = recordChannels(t, poolId);
+  await face.query('select 1');
+  t.is(db.getPoolStatus(poolId).total, 1);
+  await t.throwsAsync(face.query('select * from no_such_table_q'), { message: /no_such_table_q/ });
+  t.like(rec.releases.at(-1), { destroyed: true, reason: 'error' });
+  t.is(db.getPoolStatus(poolId).total, 0);
+});
+
+test("events with pg.Pool's arguments: connect (new connection), acquire, release (err, client), remove (client)", async (t) => {
+  const { db, poolId, face } = setup(t, { max: 1 });
+  const seen: [string, ...unknown[]][] = [];
+  face.on('connect', (c) => seen.push(['connect', c]));
+  face.on('acquire', (c) => seen.push(['acquire', c]));
+  face.on('release', (err, c) => seen.push(['release', err, c]));
+  face.on('remove', (c) => seen.push(['remove', c, db.getPoolStatus(poolId).total]));
+  const c = await face.connect();
+  t.deepEqual(seen, [['connect', c], ['acquire', c]], "'connect' then 'acquire', before connect() resolves");
+  c.release();
+  const again = await face.connect();
+  t.is(again, c);
+  const boom = new Error('suspect');
+  again.release(boom);
+  t.deepEqual(seen.slice(2), [['release', undefined, c], ['acquire', c], ['release', boom, c], ['remove', c, 0]]);
+});
+
+test('verify runs on each connection the face lends first; a failure fails that connect() and closes the connection; log hears what the face does', async (t) => {
+  const poolId = uniqueName('pgface');
+  const db = newDb(t, { [poolId]: { min: 0, max: 2 } });
+  const verified: unknown[] = [];
+  let refuse = true;
+  const messages: unknown[] = [];
+  const face = pgPool(db, poolId, {
+    verify: (client, done) => {
+      verified.push(client);
+      if (refuse) {
+        refuse = false;
+        done(new Error('not this one'));
+      } else done();
+    },
+    log: (...m) => messages.push(m[0]),
+  });
+  await t.throwsAsync(face.connect(), { message: 'not this one' });
+  t.true(await eventually(() => db.getPoolStatus(poolId).total === 0), 'the refused connection was closed');
+  const c = await face.connect();
+  c.release();
+  const d = await face.connect();
+  t.is(d, c);
+  d.release();
+  t.is(verified.length, 2, 'once per physical connection');
+  await face.query('select 1');
+  t.true(messages.includes('dispatching query'));
+  t.true(messages.includes('new client connected'));
+});
+
+test("a connect failure reaches the face's callers as the driver's error (its code), as pg.Pool gives it", async (t) => {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const poolId = uniqueName('pgface');
+  const db = new DatabasePool({ pools: { [poolId]: { connection: { host: '127.0.0.1', port, user: 'x', database: 'x' }, min: 0 } }, logger: null, recovery: { enabled: false } });
+  t.teardown(() => db.close());
+  const face = pgPool(db, poolId);
+  const err = await t.throwsAsync(face.connect());
+  t.is((err as Error & { code?: string }).code, 'ECONNREFUSED');
+  const viaCallback = await new Promise<Error | undefined>((resolve) => face.connect((e) => resolve(e)));
+  t.is((viaCallback as Error & { code?: string }).code, 'ECONNREFUSED');
+});
+
+test('an exception thrown in a connect() or query() callback is an uncaught exception, not an unhandled rejection', async (t) => {
+  const script = `
+    import { DatabasePool, pgPool } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
+    const db = new DatabasePool({ pools: { p: { connection: { connectionString: process.env.DATABASE_URL }, min: 0 } }, logger: null });
+    const face = pgPool(db, 'p');
+    const which = process.argv.at(-1);
+    process.on('unhandledRejection', (e) => { console.log('unhandledRejection ' + e.message); process.exit(0); });
+    process.on('uncaughtException', (e) => { console.log('uncaughtException ' + e.message); process.exit(0); });
+    if (which === 'connect') face.connect((err, client) => { client.release(); throw new Error('thrown in connect callback'); });
+    else face.query('select 1', () => { throw new Error('thrown in query callback'); });
+  `;
+  for (const which of ['connect', 'query']) {
+    const out = await runChild(script, which);
+    t.is(out.trim(), `uncaughtException thrown in ${which} callback`);
+  }
+});
+
+/** Runs an ESM TypeScript snippet in a child node (with tsx); resolves with its stdout. */
+function runChild(source: string, arg: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source, arg], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.on('error', reject);
+    child.on('close', () => resolve(out));
+  });
+}

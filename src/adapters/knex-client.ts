@@ -11,7 +11,10 @@
  *
  * What tarn did for knex and is redone here: acquire timeout as `KnexTimeoutError`, `pool.afterCreate`
  * (once per physical connection and knex instance), version detection, `searchPath`, disposal on
- * `__knex__disposed`. knex's other `pool` settings are ignored: size the pool in its PoolConfig.
+ * `__knex__disposed`; knex's `pool.max` caps the connections this knex instance holds at once (the
+ * others wait, then fail with KnexTimeoutError, as with tarn) and `pool.acquireTimeoutMillis` bounds
+ * that wait (like `acquireConnectionTimeout`). knex's other `pool` settings (min, idle and create
+ * timeouts, reaping) belong to the pool: a warning names them; set them in its PoolConfig.
  */
 import type pg from 'pg';
 import type { ResolvedPoolConfig } from '../config.js';
@@ -33,6 +36,8 @@ interface KnexLoan {
   readonly own: Record<string, unknown>;
   /** Releases to ignore: the stream 'close' handler's (see `_stream`). */
   skipReleases: number;
+  /** The slot of knex's `pool.max` this loan holds, given back once. */
+  slot: (() => void) | undefined;
 }
 
 const knexLoans = new WeakMap<object, KnexLoan>();
@@ -47,7 +52,7 @@ function isKnexKey(key: PropertyKey): key is string {
 
 function knexConnection(ctx: LoanQueryContext, loan: PooledConnection, uid: string): { proxy: pg.Client; state: KnexLoan } {
   const raw = loan.client;
-  const state: KnexLoan = { loan, raw, own: {}, skipReleases: 0 };
+  const state: KnexLoan = { loan, raw, own: {}, skipReleases: 0, slot: undefined };
   const bound = new Map<PropertyKey, { fn: unknown; bound: unknown }>();
   const query = (...args: unknown[]): unknown => queryOnLoan(ctx, loan, args);
   const proxy = new Proxy(raw, {
@@ -80,12 +85,65 @@ function knexConnection(ctx: LoanQueryContext, loan: PooledConnection, uid: stri
   return { proxy, state };
 }
 
-/** The pool as `knex.client.pool` shows it: tarn's counters, read-only (monitoring code reads them). */
+/** A slot-taking caller waiting for knex's `pool.max`. */
+interface SlotWaiter {
+  grant(): void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * The pool as `knex.client.pool` shows it: tarn's counters, read-only (monitoring code reads them);
+ * and knex's `pool.max` for this knex instance: at most that many loans at once, FIFO.
+ */
 class KnexPoolView {
+  #inUse = 0;
+  readonly #queue: SlotWaiter[] = [];
+
   constructor(
     private readonly db: DatabasePool,
     readonly poolId: string,
+    /** knex's `pool.max`; Infinity when not set. */
+    readonly knexMax: number = Infinity,
   ) {}
+
+  /**
+   * Takes one of knex's `pool.max` slots; resolves with the function that gives it back (once).
+   * Rejects with ACQUIRE_TIMEOUT when none is free within `timeoutMs` (0: waits).
+   */
+  takeSlot(timeoutMs: number): Promise<() => void> {
+    const give = (): (() => void) => {
+      this.#inUse++;
+      let given = false;
+      return () => {
+        if (given) return;
+        given = true;
+        this.#inUse--;
+        this.#queue.shift()?.grant();
+      };
+    };
+    if (this.#inUse < this.knexMax && this.#queue.length === 0) return Promise.resolve(give());
+    return new Promise<() => void>((resolve, reject) => {
+      const waiter: SlotWaiter = {
+        grant: () => {
+          clearTimeout(waiter.timer);
+          resolve(give());
+        },
+        timer: undefined,
+      };
+      if (timeoutMs > 0) {
+        waiter.timer = setTimeout(() => {
+          const at = this.#queue.indexOf(waiter);
+          if (at >= 0) this.#queue.splice(at, 1);
+          const s = this.db.getPoolStatus(this.poolId);
+          reject(
+            new AcquireTimeoutError(this.poolId, timeoutMs, { total: s.total, active: this.#inUse, idle: s.idle, waiting: this.#queue.length + 1, max: this.knexMax }),
+          );
+        }, timeoutMs);
+      }
+      this.#queue.push(waiter);
+    });
+  }
+
   numUsed(): number {
     return this.db.getPoolStatus(this.poolId).active;
   }
@@ -153,6 +211,12 @@ function toKnexTimeout(parts: KnexParts, err: AcquireTimeoutError): Error {
     max: err.max,
   });
   return e;
+}
+
+/** The shorter of knex's acquireConnectionTimeout and pool.acquireTimeoutMillis, when either is set. */
+function acquireLimit(...limits: unknown[]): number | undefined {
+  const set = limits.filter((l): l is number => typeof l === 'number' && l > 0);
+  return set.length > 0 ? Math.min(...set) : undefined;
 }
 
 /**
@@ -228,22 +292,34 @@ export function createKnexClientClass(parts: KnexParts, db: DatabasePool, poolId
         this.logger.warn('The pool has already been initialized');
         return;
       }
-      const ignored = Object.keys(this.config.pool ?? {}).filter((k) => k !== 'afterCreate');
+      const settings = (this.config.pool ?? {}) as Record<string, unknown>;
+      const honoured = new Set(['afterCreate', 'max', 'acquireTimeoutMillis']);
+      const ignored = Object.keys(settings).filter((k) => !honoured.has(k) && settings[k] !== undefined);
       if (ignored.length > 0) {
         this.logger.warn(
-          `db-pool-otel: knex pool settings ${ignored.join(', ')} are ignored; connections come from pool "${poolId}" (set min, max and timeouts in its PoolConfig)`,
+          `db-pool-otel: knex pool settings ${ignored.join(', ')} are ignored; connections come from pool "${poolId}" (set them in its PoolConfig; knex's pool.max and pool.acquireTimeoutMillis apply)`,
         );
       }
-      this.pool = new KnexPoolView(db, poolId);
+      const max = settings.max;
+      if (max !== undefined && (typeof max !== 'number' || !(max >= 1))) {
+        throw new TypeError(`db-pool-otel: knex pool.max must be a number of at least 1, got ${String(max)}`);
+      }
+      this.pool = new KnexPoolView(db, poolId, typeof max === 'number' ? max : Infinity);
       this._ownsPool = false;
     }
 
     override async acquireConnection(): Promise<unknown> {
       if (!this.pool) throw new Error('Unable to acquire a connection');
+      const limit = acquireLimit(this.config.acquireConnectionTimeout, (this.config.pool as { acquireTimeoutMillis?: unknown } | undefined)?.acquireTimeoutMillis);
+      const view = this.pool as KnexPoolView;
+      let slot: (() => void) | undefined;
       let loan: PooledConnection;
       try {
-        loan = await acquireLoan(this.config.acquireConnectionTimeout);
+        const started = performance.now();
+        if (view.knexMax !== Infinity) slot = await view.takeSlot(limit ?? 0);
+        loan = await acquireLoan(limit === undefined ? undefined : Math.max(1, Math.ceil(limit - (performance.now() - started))));
       } catch (err) {
+        slot?.();
         if (err instanceof AcquireTimeoutError) throw toKnexTimeout(parts, err);
         throw err;
       }
@@ -253,11 +329,13 @@ export function createKnexClientClass(parts: KnexParts, db: DatabasePool, poolId
         uid = parts.uniqueId('__knexUid');
         knexUids.set(raw, uid);
       }
-      const { proxy } = knexConnection(ctx, loan, uid);
+      const { proxy, state } = knexConnection(ctx, loan, uid);
+      state.slot = slot;
       try {
         await prepare(this, proxy, raw);
       } catch (err) {
         loan.release(err instanceof Error ? err : true);
+        slot?.();
         throw err;
       }
       return proxy;
@@ -273,6 +351,7 @@ export function createKnexClientClass(parts: KnexParts, db: DatabasePool, poolId
         }
         const disposed = state.own.__knex__disposed;
         state.loan.release(disposed instanceof Error ? disposed : Boolean(disposed));
+        state.slot?.();
       } catch {
         // never reject: knex does not await this everywhere
       }

@@ -10,6 +10,7 @@ import { sqlStateOf } from '../connection.js';
 import { serverInfo } from '../connection-factory.js';
 import { internalPoolConfig, type DatabasePool } from '../database-pool.js';
 import { ConnectionRevokedError } from '../errors.js';
+import { driverCallRunner } from '../trace-context.js';
 import type { PooledConnection, QueryInput } from '../pooled-connection.js';
 
 type QueryCallback = (err: Error | null, result?: pg.QueryResult) => void;
@@ -76,8 +77,11 @@ export function queryOnLoan(ctx: LoanQueryContext, loan: PooledConnection | unde
 /** Sends a submittable on the loan's raw client; traced on `db-pool:query` while anyone listens. */
 function submitOnLoan<T extends pg.Submittable>(ctx: LoanQueryContext, loan: PooledConnection, s: T, second: unknown, third: unknown): T {
   const raw = loan.client as unknown as { query(s: unknown, a?: unknown, b?: unknown): unknown };
+  const runner = driverCallRunner();
+  const send = () => raw.query(s, second, third);
   if (!tracingActive(queryChannel)) {
-    raw.query(s, second, third);
+    if (runner === undefined) send();
+    else runner(send);
     return s;
   }
   const hooks = s as unknown as SubmittableHooks;
@@ -126,7 +130,8 @@ function submitOnLoan<T extends pg.Submittable>(ctx: LoanQueryContext, loan: Poo
   });
   queryChannel
     .tracePromise(() => {
-      raw.query(s, second, third);
+      if (runner === undefined) send();
+      else runner(send);
       return finished;
     }, msg)
     .catch(() => {
