@@ -10,7 +10,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "npm test needs the Debian packages: ${need[*]} (sudo apt-get install ${need[*]}); the tests that use them will fail without." >&2
+  echo "npm test uses the Debian packages: ${need[*]} (sudo apt-get install ${need[*]}); the tests that need them are skipped without (in CI, CI=true, they fail)." >&2
   exit 0
 fi
 echo "installing Debian packages for the tests: ${need[*]}" >&2

