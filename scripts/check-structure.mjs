@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// `npm run lint`: the import rules of .dependency-cruiser.cjs over src/ and instrumentations/, new
+// violations only (known ones are listed in .dependency-cruiser-known-violations.json), and a guard
+// on the number of modules read: a parser that cannot read this TypeScript tree reports "no
+// violations" on 0 modules, which must fail, not pass.
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..');
+const bin = join(root, 'node_modules', '.bin', 'depcruise');
+const sources = (dir) =>
+  readdirSync(join(root, dir), { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')).length;
+const expected = sources('src') + sources('instrumentations');
+
+let report;
+try {
+  report = execFileSync(bin, ['src', 'instrumentations', '--config', '.dependency-cruiser.cjs', '--ignore-known', '--output-type', 'json'], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+} catch (err) {
+  // depcruise exits non-zero on violations; its JSON is still on stdout.
+  report = err.stdout;
+  if (!report) throw err;
+}
+const { summary, modules } = JSON.parse(report);
+const read = modules.filter((m) => /^(src|instrumentations)\//.test(m.source)).length;
+const problems = [];
+if (read < expected) problems.push(`read ${read} of the ${expected} TypeScript modules in src/ and instrumentations/: the parser does not read this tree`);
+for (const v of (summary.violations ?? []).filter((x) => x.rule.severity !== 'ignore')) problems.push(`${v.rule.name}: ${v.from} → ${v.to}${v.cycle ? ` (circle: ${v.cycle.map((c) => c.name ?? c).join(' → ')})` : ''}`);
+if (problems.length > 0) {
+  process.stderr.write(`structure check failed:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
+  process.exit(1);
+}
+process.stdout.write(`structure: ${read} modules, ${summary.totalDependenciesCruised} imports, no new violation (${summary.ignore ?? 0} known, listed in .dependency-cruiser-known-violations.json)\n`);
