@@ -8,11 +8,13 @@
  */
 export { DbPoolInstrumentation, OPERATION_DURATION_BUCKETS, POOL_TIME_BUCKETS } from './instrumentation.js';
 export type {
+  AcquireSpansMode,
   DbPoolInstrumentationConfig,
   DbPoolRequestHook,
   DbPoolRequestHookInfo,
   DbPoolResponseHook,
   DbPoolResponseHookInfo,
+  MetricsExportMode,
   QueryTextMode,
 } from './types.js';
 export { startPrometheusExporter } from './prometheus-exporter.js';

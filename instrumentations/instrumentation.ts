@@ -9,6 +9,17 @@
  * connection-pool instruments of the semantic conventions plus `db_pool.*`; counts, limits and
  * pending requests are observed from the live pools, so they are right for any number of pools
  * and survive a meter provider being replaced.
+ *
+ * Metrics leave in one of two ways (`metricsExport`):
+ * - `'meter'` (default): instruments of the meter provider. sdk-metrics keeps every attribute set
+ *   it was ever given, so a pool id's series (and their memory) outlive the pool; the number of
+ *   pool ids given their own series is capped by `maxPoolSeries`, later ones share `_OTHER`.
+ * - `'producer'`: the instrumentation aggregates per pool itself (pool-metrics.ts) and readers pull
+ *   through `metricProducer`; a removed pool's series are exported once more, then dropped.
+ *
+ * In both, a pool's counters of rare outcomes (acquire timeouts and errors, leaks, discarded
+ * connections, slow queries: ZERO_COUNTERS in pool-metrics.ts) are exported at 0 from the start,
+ * so Prometheus sees their first event and dashboards have data before it.
  */
 import dc from 'node:diagnostics_channel';
 import {
@@ -16,7 +27,6 @@ import {
   isSpanContextValid,
   SpanKind,
   trace,
-  ValueType,
   type Attributes,
   type BatchObservableCallback,
   type BatchObservableResult,
@@ -24,12 +34,13 @@ import {
   type Counter,
   type Histogram,
   type Meter,
-  type Observable,
   type ObservableUpDownCounter,
   type Span,
   type SpanContext,
 } from '@opentelemetry/api';
-import { InstrumentationBase } from '@opentelemetry/instrumentation';
+import { suppressTracing } from '@opentelemetry/core';
+import { InstrumentationBase, isWrapped } from '@opentelemetry/instrumentation';
+import pg from 'pg';
 import {
   CHANNELS,
   describeQuery,
@@ -44,7 +55,7 @@ import {
   type ServerInfo,
   type SlowQueryMessage,
 } from '../src/index.js';
-import { releaseTraceIdProvider, retainTraceIdProvider } from '../src/trace-context.js';
+import { releaseDriverCallRunner, releaseTraceIdProvider, retainDriverCallRunner, retainTraceIdProvider, type DriverCallRunner } from '../src/trace-context.js';
 import {
   ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
   ATTR_DB_CLIENT_CONNECTION_STATE,
@@ -74,43 +85,41 @@ import {
   DB_CLIENT_CONNECTION_STATE_VALUE_IDLE,
   DB_CLIENT_CONNECTION_STATE_VALUE_USED,
   DB_SYSTEM_NAME_VALUE_POSTGRESQL,
-  METRIC_DB_CLIENT_CONNECTION_COUNT,
-  METRIC_DB_CLIENT_CONNECTION_CREATE_TIME,
-  METRIC_DB_CLIENT_CONNECTION_IDLE_MAX,
-  METRIC_DB_CLIENT_CONNECTION_IDLE_MIN,
-  METRIC_DB_CLIENT_CONNECTION_MAX,
-  METRIC_DB_CLIENT_CONNECTION_PENDING_REQUESTS,
-  METRIC_DB_CLIENT_CONNECTION_TIMEOUTS,
-  METRIC_DB_CLIENT_CONNECTION_USE_TIME,
-  METRIC_DB_CLIENT_CONNECTION_WAIT_TIME,
-  METRIC_DB_CLIENT_OPERATION_DURATION,
-  METRIC_DB_POOL_ACQUIRE_ERRORS,
-  METRIC_DB_POOL_CONNECTION_CREATE_ERRORS,
-  METRIC_DB_POOL_CONNECTION_DISCARDED,
-  METRIC_DB_POOL_CONNECTION_PENDING_CREATES,
-  METRIC_DB_POOL_EVENTS,
-  METRIC_DB_POOL_LEAKS,
-  METRIC_DB_POOL_SLOW_QUERIES,
 } from './semconv.js';
-import type { DbPoolInstrumentationConfig, QueryTextMode } from './types.js';
+import type { MetricProducer, CollectionResult } from '@opentelemetry/sdk-metrics';
+import {
+  GAUGE_FIELDS,
+  METRICS,
+  NO_RESOURCE,
+  OPERATION_DURATION_BUCKETS,
+  POOL_TIME_BUCKETS,
+  PoolMetricStore,
+  ZERO_COUNTERS_MAX_POOLS,
+  zeroSeriesOf,
+  type GaugeField,
+  type MetricSpec,
+  type PoolMetricSource,
+} from './pool-metrics.js';
+import type { AcquireSpansMode, DbPoolInstrumentationConfig, MetricsExportMode, QueryTextMode } from './types.js';
+import { ServerBudgetGauges } from './server-budget-metrics.js';
 import {
   acquireErrorMessage,
+  DEFAULT_MAX_POOL_SERIES,
   dropOldestIfFull,
   errorType,
   markError,
   MAX_ATTR_VARIANTS,
-  MAX_RETIRED_POOLS,
+  MAX_QUERY_ATTR_POOLS,
   MAX_TRACKED_LOANS,
+  POOL_NAME_OTHER,
   seconds,
   withSortedKeys,
 } from './utils.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from './version.js';
 
-/** The spec's buckets for `db.client.operation.duration` (seconds). */
-export const OPERATION_DURATION_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
-/** Buckets for the pool's create / wait / use times (seconds): a free connection is lent in well under a millisecond. */
-export const POOL_TIME_BUCKETS: readonly number[] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60];
+export { OPERATION_DURATION_BUCKETS, POOL_TIME_BUCKETS };
 
+/** What the instrumentation records into: meter instruments, or the per-pool store's. */
 interface Instruments {
   operationDuration: Histogram;
   createTime: Histogram;
@@ -123,32 +132,49 @@ interface Instruments {
   slowQueries: Counter;
   leaks: Counter;
   events: Counter;
-  count: ObservableUpDownCounter;
-  idleMax: ObservableUpDownCounter;
-  idleMin: ObservableUpDownCounter;
-  max: ObservableUpDownCounter;
-  pendingRequests: ObservableUpDownCounter;
-  pendingCreates: ObservableUpDownCounter;
-  /** The gauges observed with the pool's own attributes (all but `count`). */
-  poolGauges: readonly ObservableUpDownCounter[];
 }
 
+/** The meter mode's gauges and the batch callback observing them. */
 interface Observation {
   meter: Meter;
   callback: BatchObservableCallback;
-  observables: Observable[];
+  gauges: Record<GaugeField, ObservableUpDownCounter>;
 }
 
-/** Attribute sets of one pool, built once (frozen and shared). */
+/** Gauge readings summed over the pools that share one attribute set, in GAUGE_FIELDS order but `count` split: idle, used, then the rest. */
+type GaugeSums = number[];
+
+/**
+ * Runs a driver call with tracing suppressed when a pg instrumentation has wrapped the driver (it
+ * wraps `Client.prototype.query`; pg's ESM and CommonJS entries share that prototype), so it makes
+ * no second span for a statement or connect our spans describe. Otherwise the call runs as is.
+ */
+const suppressWhenPgPatched: DriverCallRunner = (call) =>
+  isWrapped(pg.Client.prototype.query) ? context.with(suppressTracing(context.active()), call) : call();
+
+/** How a session with standard_conforming_strings = off reads '...' strings (a backslash escapes). */
+const NON_STANDARD_STRINGS = { standardConformingStrings: false } as const;
+const EMPTY_COLLECTION: CollectionResult = { resourceMetrics: { resource: NO_RESOURCE, scopeMetrics: [] }, errors: [] };
+
+/** Attribute sets of one pool's metrics, built once (frozen and shared). */
 class PoolAttrs {
   readonly pool: Attributes;
   readonly idle: Attributes;
   readonly used: Attributes;
+  /** The pool name on the metrics: the pool id, or POOL_NAME_OTHER past the meter mode's cap. */
+  readonly name: string;
+  /** Meter mode: its gauges were observed, so they are observed (as 0 when the pool is gone) from now on. */
+  gauged = false;
+  /** Meter mode: its counters of rare outcomes were started at 0 on the current instruments (ZERO_COUNTERS). */
+  zeroed = false;
+  /** Whether they are: meter mode, and not past ZERO_COUNTERS_MAX_POOLS pool ids (producer mode: the store does it). */
+  zeroable = false;
   readonly #poolId: string;
   /** `with()`'s sets: attribute key, then value. */
   #variants: Map<string, Map<string, Attributes>> | undefined;
 
   constructor(poolId: string) {
+    this.name = poolId;
     this.#poolId = poolId;
     this.pool = Object.freeze({ [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: poolId });
     this.idle = Object.freeze({
@@ -203,6 +229,8 @@ interface QueryRecord {
 interface LoanTrace {
   loanId: number;
   spanContext: SpanContext;
+  /** The loan's acquire wait, when it had no acquire span: it goes on the loan's first statement span. */
+  waitMs: number | undefined;
 }
 
 interface Subscription {
@@ -236,28 +264,42 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
   declare private _subscriptions: Subscription[] | undefined;
   declare private _instruments: Instruments | undefined;
   declare private _observation: Observation | undefined;
+  /** The server's connection budget: observable gauges on the meter, in both export modes (server-budget-metrics.ts). */
+  declare private _budgetGauges: ServerBudgetGauges | undefined;
   /**
    * Key of this instance's state for an operation in flight (its span, or its query record),
    * kept on the channel message itself: a WeakMap entry set and deleted per operation costs a
    * hash-table insert and delete each time, and ephemeron work in every collection.
    */
   declare private _slot: symbol | undefined;
-  declare private _poolAttrs: Map<string, PoolAttrs> | undefined;
   /**
-   * Pools removed or closed. The SDK keeps exporting the last value of an attribute set an
-   * observable instrument stops observing (cumulative temporality), so these are observed as 0.
+   * Metric attribute sets by pool id. Meter mode: at most `maxPoolSeries` entries, never dropped
+   * (the SDK keeps their series anyway); pool ids past the cap share `_otherAttrs`. Producer mode:
+   * the pools the store has series for, dropped with them.
    */
-  declare private _retiredPools: Set<string> | undefined;
-  /** Set by setConfig() (which the base constructor calls): cached span attributes depend on the config. */
-  declare private _queryAttrs: WeakMap<QueryDescription, Map<string, QueryAttrs>>;
+  declare private _poolAttrs: Map<string, PoolAttrs> | undefined;
+  declare private _otherAttrs: PoolAttrs | undefined;
+  /**
+   * Span and metric attributes of statements, by pool id (the real one), then description. Reset
+   * by setConfig() (which the base constructor calls): cached span attributes depend on the config.
+   * A pool's entry goes when the pool is removed or closed; bounded by MAX_QUERY_ATTR_POOLS.
+   */
+  declare private _queryAttrs: Map<string, WeakMap<QueryDescription, QueryAttrs>>;
+  declare private _exportMode: MetricsExportMode;
+  declare private _maxPoolSeries: number;
+  /** Producer mode: the per-pool aggregation behind `metricProducer`. */
+  declare private _store: PoolMetricStore | undefined;
+  declare private _producer: MetricProducer | undefined;
   /** Per physical connection: the loan now holding it and the span context of that loan's acquire. */
   declare private _loanTraces: Map<number, LoanTrace> | undefined;
   /** The acquire span whose synchronous part is running (a connect started now is its child). */
   declare private _acquiringPool: string | undefined;
   declare private _acquiringSpan: Span | undefined;
   declare private _queryText: QueryTextMode;
-  declare private _acquireSpansOn: boolean;
+  declare private _acquireSpans: AcquireSpansMode;
   declare private _connectSpansOn: boolean;
+  /** Whether enable() retained the driver-call runner (released by disable()). `declare`: enable() runs inside super(). */
+  declare private _suppressing: boolean | undefined;
 
   constructor(config: DbPoolInstrumentationConfig = {}) {
     super(PACKAGE_NAME, PACKAGE_VERSION, config);
@@ -272,10 +314,55 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
     super.setConfig(config);
     const q = config.queryText;
     this._queryText = q === 'raw' || q === 'off' ? q : 'sanitized';
-    this._acquireSpansOn = config.acquireSpans !== false;
+    const a = config.acquireSpans;
+    this._acquireSpans = a === true || a === 'always' ? 'always' : a === false || a === 'never' ? 'never' : 'waited';
     this._connectSpansOn = config.connectSpans !== false;
     // Cached span attributes depend on the config.
-    this._queryAttrs = new WeakMap();
+    this._queryAttrs = new Map();
+    const max = config.maxPoolSeries;
+    this._maxPoolSeries = typeof max === 'number' && max >= 0 ? Math.floor(max) : DEFAULT_MAX_POOL_SERIES;
+    const mode: MetricsExportMode = config.metricsExport === 'producer' ? 'producer' : 'meter';
+    const previous = this._exportMode;
+    this._exportMode = mode;
+    if (previous !== undefined && previous !== mode) {
+      // Recorded so far stays where it went; from now on, the other way.
+      this._poolAttrs = undefined;
+      this._otherAttrs = undefined;
+      this._store = undefined;
+      this._updateMetricInstruments();
+    }
+  }
+
+  /**
+   * With `metricsExport: 'producer'`: the pools' metrics, for a metric reader to pull. Pass it to
+   * the reader that exports them, e.g. `new PrometheusExporter({ metricProducers: [inst.metricProducer] })`
+   * or `new PeriodicExportingMetricReader({ exporter, metricProducers: [inst.metricProducer] })`.
+   * The data is cumulative. In the default meter mode it produces nothing (the meter provider's
+   * readers export the metrics).
+   */
+  get metricProducer(): MetricProducer {
+    return (this._producer ??= {
+      collect: async () =>
+        this._exportMode === 'producer' ? this._budgetGaugesOf().appendTo(this._storeOf().collectNow(), { name: PACKAGE_NAME, version: PACKAGE_VERSION }) : EMPTY_COLLECTION,
+    });
+  }
+
+  /** The server-budget gauges (server-budget-metrics.ts), created on first use. */
+  private _budgetGaugesOf(): ServerBudgetGauges {
+    return (this._budgetGauges ??= new ServerBudgetGauges(
+      () => this._subscriptions !== undefined,
+      () => this._maxPoolSeries,
+    ));
+  }
+
+  /** The producer mode's store, created on first use. */
+  private _storeOf(): PoolMetricStore {
+    if (this._store !== undefined) return this._store;
+    const source: PoolMetricSource = {
+      observeLivePools: (observe) => this._observeForStore(observe),
+      forget: (poolId) => this._forgetPool(poolId),
+    };
+    return (this._store = new PoolMetricStore(source, { name: PACKAGE_NAME, version: PACKAGE_VERSION }));
   }
 
   override enable(): void {
@@ -310,6 +397,8 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
     );
     this._subscriptions = subs;
     retainTraceIdProvider(activeTraceId);
+    this._suppressing = this.getConfig().suppressDriverSpans !== false;
+    if (this._suppressing) retainDriverCallRunner(suppressWhenPgPatched);
   }
 
   override disable(): void {
@@ -322,102 +411,179 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
     this._acquiringPool = undefined;
     this._acquiringSpan = undefined;
     releaseTraceIdProvider();
+    if (this._suppressing) releaseDriverCallRunner();
+    this._suppressing = false;
   }
 
-  /** (Re)creates the instruments on the current meter; called again by setMeterProvider(). */
+  /**
+   * (Re)creates the instruments on the current meter; called again by setMeterProvider(). In
+   * producer mode the instruments are the store's and the meter is not used.
+   */
   protected override _updateMetricInstruments(): void {
-    const meter = this.meter;
+    // Meter mode: gauges on the meter; producer mode: appended to the producer's collections.
+    if (this._exportMode === 'producer') this._budgetGaugesOf().detach();
+    else this._budgetGaugesOf().attach(this.meter);
     const previous = this._observation;
-    if (previous) previous.meter.removeBatchObservableCallback(previous.callback, previous.observables);
+    if (previous) previous.meter.removeBatchObservableCallback(previous.callback, Object.values(previous.gauges));
+    this._observation = undefined;
+    // New instruments: every pool's zero series again, on them (at its next event or collection).
+    for (const a of this._poolAttrs?.values() ?? []) a.zeroed = false;
+    if (this._otherAttrs !== undefined) this._otherAttrs.zeroed = false;
 
-    const poolTime = (name: string, description: string) =>
-      meter.createHistogram(name, {
-        description,
-        unit: 's',
-        valueType: ValueType.DOUBLE,
-        advice: { explicitBucketBoundaries: [...POOL_TIME_BUCKETS] },
-      });
-    const gauge = (name: string, description: string, unit: string) =>
-      meter.createObservableUpDownCounter(name, { description, unit, valueType: ValueType.INT });
-    const counter = (name: string, description: string, unit: string) =>
-      meter.createCounter(name, { description, unit, valueType: ValueType.INT });
+    if (this._exportMode === 'producer') {
+      const store = this._storeOf();
+      this._instruments = {
+        operationDuration: store.histogram('operationDuration'),
+        createTime: store.histogram('createTime'),
+        waitTime: store.histogram('waitTime'),
+        useTime: store.histogram('useTime'),
+        timeouts: store.counter('timeouts'),
+        acquireErrors: store.counter('acquireErrors'),
+        createErrors: store.counter('createErrors'),
+        discarded: store.counter('discarded'),
+        slowQueries: store.counter('slowQueries'),
+        leaks: store.counter('leaks'),
+        events: store.counter('events'),
+      };
+      return;
+    }
 
-    const m: Instruments = {
-      operationDuration: meter.createHistogram(METRIC_DB_CLIENT_OPERATION_DURATION, {
-        description: 'Duration of database client operations.',
-        unit: 's',
-        valueType: ValueType.DOUBLE,
-        advice: { explicitBucketBoundaries: [...OPERATION_DURATION_BUCKETS] },
-      }),
-      createTime: poolTime(METRIC_DB_CLIENT_CONNECTION_CREATE_TIME, 'The time it took to create a new connection.'),
-      waitTime: poolTime(METRIC_DB_CLIENT_CONNECTION_WAIT_TIME, 'The time it took to obtain an open connection from the pool.'),
-      useTime: poolTime(METRIC_DB_CLIENT_CONNECTION_USE_TIME, 'The time between borrowing a connection and returning it to the pool.'),
-      timeouts: counter(
-        METRIC_DB_CLIENT_CONNECTION_TIMEOUTS,
-        'The number of connection timeouts that have occurred trying to obtain a connection from the pool.',
-        '{timeout}',
-      ),
-      acquireErrors: counter(METRIC_DB_POOL_ACQUIRE_ERRORS, 'Acquires that failed, by error.type (ACQUIRE_TIMEOUT, QUEUE_FULL, CONNECTION_FAILED, POOL_CLOSED).', '{error}'),
-      createErrors: counter(METRIC_DB_POOL_CONNECTION_CREATE_ERRORS, 'Connect attempts that failed, by error.type (SQLSTATE or driver code).', '{error}'),
-      discarded: counter(METRIC_DB_POOL_CONNECTION_DISCARDED, 'Connections closed on release instead of going back to the pool, by reason.', '{connection}'),
-      slowQueries: counter(METRIC_DB_POOL_SLOW_QUERIES, 'Queries slower than the pool\'s slowQueryThresholdMs.', '{query}'),
-      leaks: counter(METRIC_DB_POOL_LEAKS, 'Loans held past leakDetectionThresholdMs (suspected) or taken back (reclaimed).', '{connection}'),
-      events: counter(METRIC_DB_POOL_EVENTS, 'Pool lifecycle events (created, removed, closed, resized, restarted, connection-error, unreachable, recovering, recovered, failed-over, failed-back, recovery-failed, circuit-open, circuit-closed).', '{event}'),
-      count: gauge(METRIC_DB_CLIENT_CONNECTION_COUNT, 'The number of connections that are currently in state described by the state attribute.', '{connection}'),
-      idleMax: gauge(METRIC_DB_CLIENT_CONNECTION_IDLE_MAX, 'The maximum number of idle open connections allowed.', '{connection}'),
-      idleMin: gauge(METRIC_DB_CLIENT_CONNECTION_IDLE_MIN, 'The minimum number of idle open connections allowed.', '{connection}'),
-      max: gauge(METRIC_DB_CLIENT_CONNECTION_MAX, 'The maximum number of open connections allowed.', '{connection}'),
-      pendingRequests: gauge(
-        METRIC_DB_CLIENT_CONNECTION_PENDING_REQUESTS,
-        'The number of current pending requests for an open connection.',
-        '{request}',
-      ),
-      pendingCreates: gauge(METRIC_DB_POOL_CONNECTION_PENDING_CREATES, 'Connections being opened, including ones waiting out a reconnect backoff.', '{connection}'),
-      poolGauges: [],
+    const meter = this.meter;
+    const options = (spec: MetricSpec) => ({ description: spec.description, unit: spec.unit, valueType: spec.valueType });
+    const histogram = (spec: MetricSpec) =>
+      meter.createHistogram(spec.name, { ...options(spec), advice: { explicitBucketBoundaries: [...(spec.boundaries ?? [])] } });
+    const counter = (spec: MetricSpec) => meter.createCounter(spec.name, options(spec));
+    const gauge = (spec: MetricSpec) => meter.createObservableUpDownCounter(spec.name, options(spec));
+
+    this._instruments = {
+      operationDuration: histogram(METRICS.operationDuration),
+      createTime: histogram(METRICS.createTime),
+      waitTime: histogram(METRICS.waitTime),
+      useTime: histogram(METRICS.useTime),
+      timeouts: counter(METRICS.timeouts),
+      acquireErrors: counter(METRICS.acquireErrors),
+      createErrors: counter(METRICS.createErrors),
+      discarded: counter(METRICS.discarded),
+      slowQueries: counter(METRICS.slowQueries),
+      leaks: counter(METRICS.leaks),
+      events: counter(METRICS.events),
     };
-    m.poolGauges = [m.idleMax, m.idleMin, m.max, m.pendingRequests, m.pendingCreates];
-    const observables: Observable[] = [m.count, ...m.poolGauges];
-    const callback: BatchObservableCallback = (result) => this._observePools(result, m);
-    meter.addBatchObservableCallback(callback, observables);
-    this._instruments = m;
-    this._observation = { meter, callback, observables };
+    const gauges = {} as Record<GaugeField, ObservableUpDownCounter>;
+    for (const field of GAUGE_FIELDS) gauges[field] = gauge(METRICS[field]);
+    const callback: BatchObservableCallback = (result) => this._observePools(result, gauges);
+    meter.addBatchObservableCallback(callback, Object.values(gauges));
+    this._observation = { meter, callback, gauges };
   }
 
   // ---------------------------------------------------------------------------------------------
   // Observed from the live pools
   // ---------------------------------------------------------------------------------------------
 
-  private _observePools(result: BatchObservableResult, m: Instruments): void {
-    if (!this._subscriptions) return; // disabled: report nothing
-    const retired = this._retiredPools;
+  /** The live pools' gauge readings, summed by metric attribute set; and the live pool ids. */
+  private _gaugeSums(): { sums: Map<PoolAttrs, GaugeSums>; live: Set<string> } {
+    const sums = new Map<PoolAttrs, GaugeSums>();
+    const live = new Set<string>();
     for (const s of livePoolStatuses()) {
+      live.add(s.poolId);
       const a = this._attrsOf(s.poolId);
-      result.observe(m.count, s.idle, a.idle);
-      result.observe(m.count, s.active, a.used);
-      result.observe(m.idleMax, s.max, a.pool);
-      result.observe(m.idleMin, s.min, a.pool);
-      result.observe(m.max, s.max, a.pool);
-      result.observe(m.pendingRequests, s.waiting, a.pool);
-      result.observe(m.pendingCreates, s.pendingCreates, a.pool);
-      if (retired !== undefined && retired.size > 0) retired.delete(s.poolId); // re-created under the same id
+      let g = sums.get(a);
+      if (g === undefined) sums.set(a, (g = [0, 0, 0, 0, 0, 0, 0]));
+      g[0]! += s.idle;
+      g[1]! += s.active;
+      g[2]! += s.max; // idle.max: every connection may be idle
+      g[3]! += s.min;
+      g[4]! += s.max;
+      g[5]! += s.waiting;
+      g[6]! += s.pendingCreates;
     }
-    if (retired === undefined) return;
-    for (const poolId of retired) {
-      const a = this._attrsOf(poolId);
-      result.observe(m.count, 0, a.idle);
-      result.observe(m.count, 0, a.used);
-      for (const o of m.poolGauges) result.observe(o, 0, a.pool);
-    }
+    return { sums, live };
   }
 
+  /** Reports one attribute set's gauge readings (`count` twice: idle and used). */
+  private static _emitGauges(a: PoolAttrs, g: GaugeSums, observe: (field: GaugeField, value: number, attributes: Attributes) => void): void {
+    observe('count', g[0]!, a.idle);
+    observe('count', g[1]!, a.used);
+    for (let i = 1; i < GAUGE_FIELDS.length; i++) observe(GAUGE_FIELDS[i]!, g[i + 1]!, a.pool);
+  }
+
+  /**
+   * Meter mode's batch callback. sdk-metrics keeps exporting the last value of an attribute set an
+   * observable stops reporting, so a pool id once observed is observed from then on: its live
+   * readings, or 0 once it is gone (a removed pool would otherwise look busy forever).
+   */
+  private _observePools(result: BatchObservableResult, gauges: Record<GaugeField, ObservableUpDownCounter>): void {
+    if (!this._subscriptions) return; // disabled: report nothing
+    const { sums, live } = this._gaugeSums();
+    const observe = (field: GaugeField, value: number, attributes: Attributes) => result.observe(gauges[field], value, attributes);
+    const zeros: GaugeSums = [0, 0, 0, 0, 0, 0, 0];
+    const report = (a: PoolAttrs) => {
+      const g = sums.get(a);
+      if (g !== undefined) a.gauged = true;
+      if (a.gauged) DbPoolInstrumentation._emitGauges(a, g ?? zeros, observe);
+    };
+    for (const a of this._poolAttrs?.values() ?? []) report(a);
+    if (this._otherAttrs !== undefined) report(this._otherAttrs);
+    this._pruneQueryAttrs(live);
+  }
+
+  /** Producer mode: the live pools' gauges for the store (none while disabled), and the live pool ids. */
+  private _observeForStore(observe: (field: GaugeField, value: number, attributes: Attributes) => void): ReadonlySet<string> {
+    const { sums, live } = this._gaugeSums();
+    if (this._subscriptions) for (const [a, g] of sums) DbPoolInstrumentation._emitGauges(a, g, observe);
+    this._pruneQueryAttrs(live);
+    // The store keeps its own copies of the attributes: the sets of pools that are gone can go now.
+    const attrs = this._poolAttrs;
+    if (attrs !== undefined) for (const poolId of attrs.keys()) if (!live.has(poolId)) attrs.delete(poolId);
+    return live;
+  }
+
+  /** Producer mode: the store dropped a pool's series. */
+  private _forgetPool(poolId: string): void {
+    this._poolAttrs?.delete(poolId);
+    this._queryAttrs.delete(poolId);
+  }
+
+  /** Drops cached statement attributes of pools that are gone. */
+  private _pruneQueryAttrs(live: ReadonlySet<string>): void {
+    for (const poolId of this._queryAttrs.keys()) if (!live.has(poolId)) this._queryAttrs.delete(poolId);
+  }
+
+  /**
+   * The metric attribute sets of a pool. In meter mode only the first `maxPoolSeries` pool ids get
+   * their own (sdk-metrics would keep each one's series for the life of the process); later ones
+   * share the `_OTHER` pool name.
+   */
   private _attrsOf(poolId: string): PoolAttrs {
     const cache = (this._poolAttrs ??= new Map());
     let a = cache.get(poolId);
     if (a === undefined) {
-      a = new PoolAttrs(poolId);
-      cache.set(poolId, a);
+      if (this._exportMode !== 'producer' && cache.size >= this._maxPoolSeries) {
+        if (this._otherAttrs === undefined) {
+          this._otherAttrs = new PoolAttrs(POOL_NAME_OTHER);
+          this._otherAttrs.zeroable = true;
+        }
+        a = this._otherAttrs;
+      } else {
+        a = new PoolAttrs(poolId);
+        a.zeroable = this._exportMode !== 'producer' && cache.size < ZERO_COUNTERS_MAX_POOLS;
+        cache.set(poolId, a);
+      }
     }
+    if (!a.zeroed && a.zeroable) this._zeroCounters(a);
     return a;
+  }
+
+  /**
+   * Meter mode: starts a pool's counters of rare outcomes at 0 (ZERO_COUNTERS), once per pool and
+   * set of instruments, and only while enabled: the first timeout, leak or discard is then an
+   * increase Prometheus sees, and the dashboard's panels have data before it. (Producer mode: the
+   * store exports them with each pool.)
+   */
+  private _zeroCounters(a: PoolAttrs): void {
+    const inst = this._instruments;
+    if (inst === undefined || this._subscriptions === undefined || this._exportMode === 'producer') return;
+    a.zeroed = true;
+    for (const [field, attributes] of zeroSeriesOf(a.name)) inst[field].add(0, attributes);
   }
 
   /** The span parent for a new operation, or undefined when a parent is required and missing. */
@@ -431,7 +597,8 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
   // ---------------------------------------------------------------------------------------------
 
   private _onAcquireStart(m: AcquireMessage): void {
-    if (!this._acquireSpansOn) return;
+    // A loan served at once by an idle connection is the common case: its statement span says it all.
+    if (this._acquireSpans === 'never' || (this._acquireSpans === 'waited' && !m.mustWait)) return;
     // Synchronously in the caller's async context: context.active() is the caller's.
     const parent = this._parent(context.active());
     if (parent === undefined) return;
@@ -490,7 +657,7 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
       // No acquire span (acquireSpans off, or no parent): the caller's span stands for the loan.
       spanContext = trace.getSpan(context.active())?.spanContext();
     }
-    if (m.connectionId !== undefined && m.loanId !== undefined) this._trackLoan(m.connectionId, m.loanId, spanContext);
+    if (m.connectionId !== undefined && m.loanId !== undefined) this._trackLoan(m.connectionId, m.loanId, spanContext, span === undefined ? m.waitMs : undefined);
   }
 
   /** Keeps an operation's state on its message, under this instance's own symbol. */
@@ -506,7 +673,7 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
     return state;
   }
 
-  private _trackLoan(connectionId: number, loanId: number, spanContext: SpanContext | undefined): void {
+  private _trackLoan(connectionId: number, loanId: number, spanContext: SpanContext | undefined, waitMs: number | undefined): void {
     const loans = this._loanTraces!;
     if (spanContext === undefined || !isSpanContextValid(spanContext)) {
       loans.delete(connectionId);
@@ -516,10 +683,11 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
     if (entry !== undefined) {
       entry.loanId = loanId;
       entry.spanContext = spanContext;
+      entry.waitMs = waitMs;
       return;
     }
     dropOldestIfFull(loans, MAX_TRACKED_LOANS);
-    loans.set(connectionId, { loanId, spanContext });
+    loans.set(connectionId, { loanId, spanContext, waitMs });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -542,7 +710,7 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
   // ---------------------------------------------------------------------------------------------
 
   private _onQueryStart(m: QueryMessage): void {
-    const d = describeQuery(m.text);
+    const d = describeQuery(m.text, m.standardConformingStrings === false ? NON_STANDARD_STRINGS : undefined);
     const attrs = this._attrsOfQuery(m, d);
     let span: Span | undefined;
     const parent = this._parent(context.active());
@@ -551,6 +719,12 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
       if (span.isRecording()) {
         span.setAttribute(ATTR_DB_POOL_CONNECTION_ID, m.connectionId);
         span.setAttribute(ATTR_DB_POOL_QUERY_VALUES_COUNT, m.valuesCount);
+        // The loan's acquire had no span of its own: its wait goes on the loan's first statement.
+        const loan = this._loanTraces!.get(m.connectionId);
+        if (loan !== undefined && loan.loanId === m.loanId && loan.waitMs !== undefined) {
+          span.setAttribute(ATTR_DB_POOL_ACQUIRE_WAIT_MS, loan.waitMs);
+          loan.waitMs = undefined;
+        }
         const hook = this._config.requestHook;
         if (hook !== undefined) {
           this._runHook('requestHook', hook, span, {
@@ -607,31 +781,53 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
     span.end();
   }
 
-  /** Runs a user's hook: one that throws is logged and changes nothing else. */
+  /**
+   * Runs a user's hook: one that throws is logged and changes nothing else. A hook may be `async`
+   * (its type returns void, which an async function satisfies): a returned promise, or any
+   * thenable, is not waited for, but its rejection is logged the same way instead of becoming an
+   * unhandled rejection (which kills the process under Node's default `--unhandled-rejections=throw`).
+   */
   private _runHook<I>(name: 'requestHook' | 'responseHook', hook: (span: Span, info: I) => void, span: Span, info: I): void {
+    let returned: unknown;
     try {
-      hook(span, info);
+      returned = (hook as (span: Span, info: I) => unknown)(span, info);
     } catch (err) {
       this._diag.error(`${name} threw`, err);
+      return;
+    }
+    if (returned === undefined || returned === null) return;
+    if (typeof returned !== 'object' && typeof returned !== 'function') return;
+    try {
+      // Read `then` once (a getter may throw, or answer differently the second time).
+      const then = (returned as { then?: unknown }).then;
+      if (typeof then === 'function') {
+        (then as (onFulfilled: undefined, onRejected: (err: unknown) => void) => unknown).call(returned, undefined, (err: unknown) => {
+          this._diag.error(`${name} rejected`, err);
+        });
+      }
+    } catch (err) {
+      this._diag.error(`${name} returned a thenable that threw`, err);
     }
   }
 
   /** Span and metric attributes of a statement on a pool, built on first use and shared after. */
   private _attrsOfQuery(m: QueryMessage, d: QueryDescription): QueryAttrs {
     const cache = this._queryAttrs;
-    let byPool = cache.get(d);
-    if (byPool === undefined) {
-      byPool = new Map();
-      cache.set(d, byPool);
+    let byDescription = cache.get(m.poolId);
+    if (byDescription === undefined) {
+      dropOldestIfFull(cache, MAX_QUERY_ATTR_POOLS);
+      byDescription = new WeakMap();
+      cache.set(m.poolId, byDescription);
     }
-    let a = byPool.get(m.poolId);
+    let a = byDescription.get(d);
     if (a !== undefined && a.serverAddress === m.serverAddress && a.serverPort === m.serverPort && a.database === m.database) {
       return a;
     }
-    const metric = serverAttrs(m);
-    if (d.operation !== undefined) metric[ATTR_DB_OPERATION_NAME] = d.operation;
-    if (d.collection !== undefined) metric[ATTR_DB_COLLECTION_NAME] = d.collection;
-    const span: Attributes = { ...metric };
+    const span = serverAttrs(m);
+    if (d.operation !== undefined) span[ATTR_DB_OPERATION_NAME] = d.operation;
+    if (d.collection !== undefined) span[ATTR_DB_COLLECTION_NAME] = d.collection;
+    // The metric's pool name is the series name (the pool id, or _OTHER past the meter mode's cap).
+    const metric: Attributes = { ...span, [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: this._attrsOf(m.poolId).name };
     if (d.operation !== undefined) span[ATTR_DB_QUERY_SUMMARY] = d.summary;
     if (this._queryText === 'sanitized') span[ATTR_DB_QUERY_TEXT] = d.sanitized;
     else if (this._queryText === 'raw') span[ATTR_DB_QUERY_TEXT] = m.text;
@@ -645,7 +841,7 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
       database: m.database,
       failures: undefined,
     };
-    byPool.set(m.poolId, a);
+    byDescription.set(d, a);
     return a;
   }
 
@@ -693,9 +889,11 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
   private _onPoolEvent(m: PoolEventMessage): void {
     this._instruments!.events.add(1, this._attrsOf(m.poolId).with(ATTR_DB_POOL_EVENT, m.event));
     if (m.event === 'removed' || m.event === 'closed') {
-      const retired = (this._retiredPools ??= new Set());
-      dropOldestIfFull(retired, MAX_RETIRED_POOLS);
-      retired.add(m.poolId);
+      this._queryAttrs.delete(m.poolId);
+      // Producer mode: the pool's series go at the next collection (see PoolMetricStore).
+      if (this._exportMode === 'producer') this._store?.retire(m.poolId);
+    } else if (m.event === 'created' && this._exportMode === 'producer') {
+      this._store?.revive(m.poolId);
     }
   }
 

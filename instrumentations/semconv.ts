@@ -77,3 +77,16 @@ export const METRIC_DB_POOL_CONNECTION_CREATE_ERRORS = 'db_pool.connection.creat
 export const METRIC_DB_POOL_CONNECTION_DISCARDED = 'db_pool.connection.discarded' as const;
 export const METRIC_DB_POOL_CONNECTION_PENDING_CREATES = 'db_pool.connection.pending_creates' as const;
 export const METRIC_DB_POOL_EVENTS = 'db_pool.events' as const;
+
+// --- the server's connection budget (instrumentations/server-budget-metrics.ts) ----------------
+// Attributes: db.client.connection.pool.name, server.address, server.port, db.namespace.
+/** The server's max_connections. */
+export const METRIC_DB_POOL_SERVER_CONNECTION_LIMIT = 'db_pool.server.connection.limit' as const;
+/** superuser_reserved_connections plus reserved_connections (PostgreSQL 16+). */
+export const METRIC_DB_POOL_SERVER_CONNECTION_RESERVED = 'db_pool.server.connection.reserved' as const;
+/** Client backends on the server now (every client). */
+export const METRIC_DB_POOL_SERVER_CONNECTION_BACKENDS = 'db_pool.server.connection.backends' as const;
+/** The pool's max, against the server it connects to. */
+export const METRIC_DB_POOL_SERVER_CONNECTION_POOL_MAX = 'db_pool.server.connection.pool_max' as const;
+/** The pool's open connections to the server. */
+export const METRIC_DB_POOL_SERVER_CONNECTION_POOL_OPEN = 'db_pool.server.connection.pool_open' as const;

@@ -2,8 +2,18 @@ import type { Span } from '@opentelemetry/api';
 import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 import type { QueryDescription } from '../src/index.js';
 
+/**
+ * How metrics leave the instrumentation: `'meter'`, instruments of the meter provider (any reader
+ * of it exports them); `'producer'`, the instrumentation's own per-pool aggregation, pulled by the
+ * readers given `instrumentation.metricProducer` (removed pools' series go away).
+ */
+export type MetricsExportMode = 'meter' | 'producer';
+
 /** What `db.query.text` carries: literals replaced by `?` (default), the statement as given, or nothing. */
 export type QueryTextMode = 'sanitized' | 'raw' | 'off';
+
+/** See {@link DbPoolInstrumentationConfig.acquireSpans}. */
+export type AcquireSpansMode = 'always' | 'waited' | 'never';
 
 /** Passed to {@link DbPoolInstrumentationConfig.requestHook} when a query span starts. */
 export interface DbPoolRequestHookInfo {
@@ -36,6 +46,10 @@ export interface DbPoolResponseHookInfo {
   durationMs: number;
 }
 
+/**
+ * Hooks return void; an `async` function fits too (its rejection is caught and logged), but it is
+ * not waited for: what it sets on the span after its first `await` may land after the span ended.
+ */
 export type DbPoolRequestHook = (span: Span, info: DbPoolRequestHookInfo) => void;
 export type DbPoolResponseHook = (span: Span, info: DbPoolResponseHookInfo) => void;
 
@@ -47,12 +61,48 @@ export interface DbPoolInstrumentationConfig extends InstrumentationConfig {
   requireParentSpan?: boolean;
   /** `db.query.text`: `'sanitized'` (default: literals replaced by `?`), `'raw'` (as given), `'off'`. */
   queryText?: QueryTextMode;
-  /** One INTERNAL span per acquire. Default true; false keeps the wait-time histogram. */
-  acquireSpans?: boolean;
+  /**
+   * When an acquire gets an INTERNAL span of its own: `'waited'` (default) when no idle connection
+   * was there at once (it queued, or opened a connection), with its link to the loan it waited
+   * behind; `'always'`; `'never'`. An acquire without a span puts its wait on the statement span
+   * (`db_pool.acquire.wait_ms`); the wait-time histogram records every acquire either way.
+   * `true` / `false` mean `'always'` / `'never'`.
+   */
+  acquireSpans?: AcquireSpansMode | boolean;
   /** One span per physical connect. Default true. */
   connectSpans?: boolean;
-  /** Called after a query span starts (errors thrown by it are caught and logged). */
+  /**
+   * Run the driver calls of our statements and connects with tracing suppressed while a pg
+   * instrumentation (`@opentelemetry/instrumentation-pg`, enabled by auto-instrumentations-node)
+   * has patched `pg`: our query span already describes the statement, sanitized, and the pg span
+   * would repeat it with the raw SQL. Default true; false keeps both spans.
+   */
+  suppressDriverSpans?: boolean;
+  /**
+   * `'meter'` (default): record into instruments of the meter provider (`setMeterProvider`, or the
+   * global one), exported by its readers. The OpenTelemetry SDK keeps every series it was given
+   * until the provider shuts down, including a removed pool's, so pool ids are capped by
+   * `maxPoolSeries`. `'producer'`: aggregate per pool here and export through
+   * {@link DbPoolInstrumentation.metricProducer}, which you pass to your reader
+   * (`metricProducers: [instrumentation.metricProducer]`); a removed pool's series are exported by
+   * the next collection, then disappear. For dynamic pool ids (a pool per tenant), use `'producer'`.
+   */
+  metricsExport?: MetricsExportMode;
+  /**
+   * Meter mode only: how many distinct pool ids get series of their own (default 200). Metrics of
+   * later pool ids are recorded under the pool name `_OTHER`, so the SDK's memory and the series
+   * count stay bounded however many pools come and go. Spans always carry the real pool id.
+   */
+  maxPoolSeries?: number;
+  /**
+   * Called after a query span starts. An error it throws, or a rejection of the promise it returns
+   * (an `async` hook), is caught and logged through the OpenTelemetry diagnostic logger; the query
+   * and its span are unaffected. The span is not held open for an async hook.
+   */
   requestHook?: DbPoolRequestHook;
-  /** Called before a query span ends (errors thrown by it are caught and logged). */
+  /**
+   * Called before a query span ends (the span ends right after it returns, not after a promise it
+   * returns settles). Errors and rejections are caught and logged, as for `requestHook`.
+   */
   responseHook?: DbPoolResponseHook;
 }

@@ -4,8 +4,20 @@ import { ATTR_ERROR_TYPE } from './semconv.js';
 
 /** Upper bound of remembered loans (for acquire-span links); oldest dropped first. */
 export const MAX_TRACKED_LOANS = 10_000;
-/** Upper bound of removed pools still reported as 0 (see DbPoolInstrumentation). */
-export const MAX_RETIRED_POOLS = 1_000;
+/**
+ * Meter mode: default for `maxPoolSeries`, the number of pool ids given series of their own.
+ * sdk-metrics keeps a pool id's series for the life of the process (10 to 40 kB of heap each in our
+ * measurements, more with many statement shapes), and its default cardinality limit of 2 000
+ * attribute sets per instrument is reached at 1 000 pool ids by `db.client.connection.count` (two
+ * states a pool), after which new pools' gauges land in an `otel.metric.overflow` series for good.
+ */
+export const DEFAULT_MAX_POOL_SERIES = 200;
+/** The pool name on the metrics of pool ids past `maxPoolSeries` (meter mode). */
+export const POOL_NAME_OTHER = '_OTHER';
+/** Upper bound of pools whose statement attributes are cached (oldest dropped first; rebuilt on use). */
+export const MAX_QUERY_ATTR_POOLS = 4_096;
+/** Producer mode: removed pools whose last values wait for a collection; past it the oldest are dropped unexported. */
+export const MAX_GONE_POOLS = 1_000;
 /** Upper bound of cached attribute-set variants per pool (per attribute) or per statement; beyond it they are built per call. */
 export const MAX_ATTR_VARIANTS = 64;
 

@@ -21,9 +21,9 @@ function parseExposition(text: string): Map<string, Set<string>> {
 
 /** The series names listed in the README's series table (first column, in backticks). */
 function documentedSeries(): string[] {
-  const doc = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const doc = readFileSync(new URL('../docs/opentelemetry.md', import.meta.url), 'utf8');
   const section = doc.split('<!-- series:start -->')[1]?.split('<!-- series:end -->')[0];
-  if (section === undefined) throw new Error('README.md has no series table markers');
+  if (section === undefined) throw new Error('docs/opentelemetry.md has no series table markers');
   const names: string[] = [];
   for (const line of section.split('\n')) {
     const m = /^\|\s*`([a-z_:][a-z0-9_:]*)`/.exec(line);

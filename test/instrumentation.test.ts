@@ -92,13 +92,22 @@ test.serial('a query inside a request: acquire, connect and query spans with eve
   const ns = (hr: [number, number]) => hr[0] * 1e9 + hr[1];
   t.true(ns(acquire.endTime) <= ns(query.startTime));
 
-  // A second query reuses the idle connection: no connect span, must_wait false.
+  // A second query reuses the idle connection: no connect span, and (acquireSpans 'waited', the
+  // default) no acquire span: one span per statement, carrying the wait.
   otel.exporter.reset();
   await otel.inSpan('GET /again', () => db.query('spans', 'SELECT 1'));
   const again = otel.spans('spans');
-  t.deepEqual(again.map((s) => s.name).sort(), ['SELECT', 'acquire spans']);
-  t.is(byName(again, 'acquire spans').attributes['db_pool.acquire.must_wait'], false);
+  t.deepEqual(again.map((s) => s.name).sort(), ['SELECT']);
+  t.is(typeof byName(again, 'SELECT').attributes['db_pool.acquire.wait_ms'], 'number');
   t.is(byName(again, 'SELECT').attributes['db.collection.name'], undefined);
+  // With acquireSpans: 'always' the same acquire has its own span, must_wait false.
+  otel.instrumentation.setConfig({ acquireSpans: 'always' });
+  otel.exporter.reset();
+  await otel.inSpan('GET /always', () => db.query('spans', 'SELECT 1'));
+  const always = otel.spans('spans');
+  t.deepEqual(always.map((s) => s.name).sort(), ['SELECT', 'acquire spans']);
+  t.is(byName(always, 'acquire spans').attributes['db_pool.acquire.must_wait'], false);
+  t.is(byName(always, 'SELECT').attributes['db_pool.acquire.wait_ms'], undefined, 'the wait is on the acquire span');
 });
 
 test.serial('failed statements: ERROR status, SQLSTATE and error.type, nothing from the server message', async (t) => {
@@ -193,7 +202,7 @@ test.serial('requireParentSpan: no spans without a caller span, metrics all the 
   await db.query('orphan', 'SELECT 1');
   t.is(otel.spans('orphan').length, 0);
   await otel.inSpan('req', () => db.query('orphan', 'SELECT 1'));
-  t.deepEqual(otel.spans('orphan').map((s) => s.name).sort(), ['SELECT', 'acquire orphan']);
+  t.deepEqual(otel.spans('orphan').map((s) => s.name).sort(), ['SELECT'], 'warm: one span per statement');
   const m = await otel.metrics();
   t.is(valueOf(m.get('db.client.operation.duration'), { 'db.client.connection.pool.name': 'orphan' }), 2);
 });
@@ -227,7 +236,7 @@ test.serial('requestHook and responseHook see the query; a throwing hook changes
   otel.instrumentation.disable();
   const res = await db.query('hooks', 'SELECT 1 AS one');
   t.is(res.rows[0]!.one, 1);
-  t.is(broken.spans('hooks').length, 2); // acquire and query, both ended
+  t.is(broken.spans('hooks').length, 1); // the query (warm: no acquire span), ended
 });
 
 test.serial('an acquire timeout: ERROR span with error.type, timeouts counter', async (t) => {
@@ -421,7 +430,7 @@ test.serial('disable() stops all telemetry and unsubscribes; enable() resumes', 
 
   otel.instrumentation.enable();
   await otel.inSpan('req', () => db.query('toggle', 'SELECT 1'));
-  t.is(otel.spans('toggle').length, spansBefore + 2);
+  t.is(otel.spans('toggle').length, spansBefore + 1, 'the statement (warm: no acquire span)');
   t.is(valueOf((await otel.metrics()).get('db.client.connection.max'), pool), 1);
 });
 
@@ -488,11 +497,11 @@ test.serial('spans per operation: 3 for a cold query, 2 warm, 1 + n + 2 for a tr
   t.is(otel.spans('count').length, 3);
   otel.exporter.reset();
   await db.query('count', 'SELECT 1');
-  t.is(otel.spans('count').length, 2);
+  t.is(otel.spans('count').length, 1, 'warm: one span per statement');
   otel.exporter.reset();
   await db.transaction('count', async (tx) => {
     await tx.query('SELECT 1');
     await tx.query('SELECT 2');
   }, { isolationLevel: 'SERIALIZABLE' });
-  t.deepEqual(otel.spans('count').map((s) => s.name).sort(), ['BEGIN', 'COMMIT', 'SELECT', 'SELECT', 'acquire count']);
+  t.deepEqual(otel.spans('count').map((s) => s.name).sort(), ['BEGIN', 'COMMIT', 'SELECT', 'SELECT']);
 });

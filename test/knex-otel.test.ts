@@ -105,8 +105,9 @@ test.serial('our acquire and query spans and metrics appear for knex queries, wi
   });
 
   const ours = otel.spans(poolId);
+  // Warm acquires have no span of their own (acquireSpans 'waited'): the statements carry the wait.
   const acquires = ours.filter((s) => s.name === `acquire ${poolId}`);
-  t.true(acquires.length >= 3, `acquire spans: ${acquires.length}`);
+  t.true(ours.filter((s) => typeof s.attributes['db_pool.acquire.wait_ms'] === 'number').length + acquires.length >= 3, `acquires seen: ${acquires.length}`);
   t.true(acquires.every((s) => parentId(s) === parent.spanContext().spanId), 'acquires are children of the request');
   const select = ours.find((s) => s.attributes['db.operation.name'] === 'SELECT' && s.attributes['db.collection.name'] === `${schema}.items`);
   t.truthy(select, `our spans: ${ours.map((s) => s.name).join(', ')}`);
