@@ -36,9 +36,11 @@ async function cli(args: string[], url: string, token: string | undefined = TOKE
 }
 
 test('live endpoint: SQL aliases and a server error message with control characters are shown escaped', async (t) => {
+  const server = new URL(process.env.DATABASE_URL!);
   const db = quietDb(t, {
     esc: { max: 2, min: 1, slowQueryThresholdMs: 1, leakDetectionThresholdMs: 100 },
-    baddb: { connection: { host: '127.0.0.1', port: Number(new URL(process.env.DATABASE_URL!).port || 5432), user: 'postgres', database: EVIL }, min: 0, acquireTimeoutMs: 2_000 },
+    // The server under test's credentials (the embedded server checks passwords), a database that does not exist.
+    baddb: { connection: { host: '127.0.0.1', port: Number(server.port || 5432), user: decodeURIComponent(server.username) || 'postgres', password: decodeURIComponent(server.password) || undefined, database: EVIL }, min: 0, acquireTimeoutMs: 2_000 },
   });
   const admin = await startAdminServer(db, { port: 0, token: TOKEN, logger: null });
   t.teardown(() => admin.close());

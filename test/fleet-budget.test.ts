@@ -103,7 +103,7 @@ withTools(test.serial, ['prometheus'], ['prometheus-alertmanager', 'alertmanager
     t.is(fired.delivery.path, '/db-pool/warning');
     t.like(fired.alert.labels, { alertname: BUDGET_ALERT, severity: 'warning', server_address: '127.0.0.1', server_port: String(port) });
     t.is(fired.alert.annotations.summary, `The fleet may open 120% of the usable connections of 127.0.0.1:${port}`);
-    t.is(fired.alert.annotations.runbook_url, 'https://github.com/OWNER/db-pool-otel#runbook-fleetconnectionbudgetexceeded');
+    t.is(fired.alert.annotations.runbook_url, 'https://github.com/db-pool-otel/db-pool-otel/blob/main/docs/runbooks.md#runbook-fleetconnectionbudgetexceeded');
     // Nothing has failed yet: the alert is the arithmetic, ahead of the failures.
     t.deepEqual(tooMany([a, b, c]), [], 'no connect refused with 53300 before the alert');
     const openAtAlert = await value(`server:db_pool_server_connection_pool_open:sum${sel}`);

@@ -23,6 +23,7 @@ import {
   fileOf,
   formatRegexValue,
   loadDashboard,
+  isServerLevel,
   recordedNames,
   referencedVariables,
   substitute,
@@ -30,7 +31,7 @@ import {
   type PanelJson,
 } from './support/grafana-dashboard.js';
 import { generatedFrom, SCHEMA_FILE } from './support/grafana-schema-generate.js';
-import { requireTool, run, tempDir } from './support/prometheus-tools.js';
+import { requireTool, run, tempDir, withTools } from './support/prometheus-tools.js';
 
 const dashboard = loadDashboard();
 const schema = JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')) as { $comment: string; definitions: Record<string, unknown> };
@@ -146,7 +147,7 @@ test('panel ids are unique, and no two panels overlap on the 24-column grid', (t
   // Rows by concern, the stat row on top.
   t.deepEqual(
     dashboard.panels.filter((p) => p.type === 'row').map((p) => p.title),
-    ['Overview', 'Connections', 'Acquire', 'Queries', 'Slow queries and leaks', 'Health and failovers', 'Per instance: what the alerts evaluate'],
+    ['Overview', 'Connections', 'Acquire', 'Queries', 'Slow queries and leaks', 'Health and failovers', 'Fleet connection budget', 'Per instance: what the alerts evaluate'],
   );
   const topRow = dashboard.panels.filter((p) => p.type !== 'row' && p.gridPos.y === 1);
   t.true(topRow.length >= 7 && topRow.every((p) => p.type === 'stat'), 'a row of stat panels on top');
@@ -213,7 +214,7 @@ test('queries: rates over $__rate_interval, every selector narrowed by job, inst
   t.true(byPool.length >= 20, `panels aggregated by pool: ${byPool.length}`);
 });
 
-test('every query parses: promtool checks them all as recording rules', async (t) => {
+withTools(test, ['promtool'])('every query parses: promtool checks them all as recording rules', async (t) => {
   const promtool = requireTool('promtool');
   const dir = tempDir(t, 'db-pool-dashboard-');
   const queries = dashboardQueries(dashboard);
@@ -239,7 +240,7 @@ test('every query parses: promtool checks them all as recording rules', async (t
   t.true(queries.length >= 45, `queries: ${queries.length}`);
 });
 
-test('provisioning, Alertmanager and docker-compose files: valid, and pointing at files that exist', async (t) => {
+withTools(test, ['promtool'])('provisioning, Alertmanager and docker-compose files: valid, and pointing at files that exist', async (t) => {
   const ds = parseYaml(readFileSync(fileOf('grafana/provisioning/datasources/prometheus.yml'), 'utf8')) as {
     apiVersion: number;
     datasources: Array<{ type: string; url: string; isDefault: boolean; jsonData: { timeInterval: string } }>;
@@ -274,4 +275,38 @@ test('provisioning, Alertmanager and docker-compose files: valid, and pointing a
   const promConfig = parseYaml(readFileSync(fileOf('examples/prometheus.yml'), 'utf8')) as { global: { scrape_interval: string }; rule_files: string[] };
   t.deepEqual(promConfig.rule_files, ['/etc/prometheus/rules/prometheus-alerts.yml']);
   t.is(ds.datasources[0]!.jsonData.timeInterval, promConfig.global.scrape_interval, 'Grafana knows the scrape interval ($__rate_interval)');
+});
+
+/** The top-level panels of an open row: below it, above the next row. */
+function rowPanels(title: string): PanelJson[] {
+  const rows = dashboard.panels.filter((p) => p.type === 'row');
+  const row = rows.find((r) => r.title === title);
+  if (row === undefined) return [];
+  const next = rows.find((r) => r.gridPos.y > row.gridPos.y);
+  return dashboard.panels.filter((p) => p.type !== 'row' && p.gridPos.y > row.gridPos.y && (next === undefined || p.gridPos.y < next.gridPos.y));
+}
+
+test('the Fleet connection budget row: per server limit, reserved, fleet max and open, per-instance share; fleet-wide queries read only server-level recordings', (t) => {
+  const panels = rowPanels('Fleet connection budget');
+  t.true(panels.length >= 3, `panels in the row: ${panels.length}`);
+  const exprs = panels.flatMap((p) => (p.targets ?? []).map((x) => ({ where: `panel ${p.id} "${p.title}" ${x.refId}`, expr: x.expr })));
+  const read = new Set(exprs.flatMap((e) => recordedNames(e.expr)));
+  for (const name of [
+    'server:db_pool_server_connection_limit:max',
+    'server:db_pool_server_connection_reserved:max',
+    'server:db_pool_server_connection_usable:max',
+    'server:db_pool_server_connection_pool_max:sum',
+    'server:db_pool_server_connection_pool_open:sum',
+  ]) {
+    t.true(read.has(name), `the row shows ${name}`);
+  }
+  for (const e of exprs) {
+    // The server is shared by every job and instance: a query not narrowed to the selection reads
+    // only the per-server recordings; whatever reads raw series is narrowed (checked above too).
+    const raw = dbIdentifiers(e.expr).filter((id) => id.startsWith('db_pool_server_'));
+    if (raw.length === 0) t.true(recordedNames(e.expr).every(isServerLevel), `${e.where}: reads only server: recordings`);
+    else t.regex(e.expr, /job=~"\$job", instance=~"\$instance", db_client_connection_pool_name=~"\$pool"/, `${e.where}: narrowed to the selection`);
+  }
+  // The per-instance share: grouped by instance and server.
+  t.true(exprs.some((e) => /sum by \(job, instance, server_address, server_port\) \(db_pool_server_connection_pool_max\{/.test(e.expr)), 'a per-instance share');
 });

@@ -2,14 +2,18 @@
  * The dashboard and the alert rules against a real Prometheus and Alertmanager.
  *
  * In this process: pools under a small workload (queries, failures, slow statements, a timeout, a
- * leak, a discarded connection, a pool whose server refuses connections, resizes) and the metrics
- * endpoint of `startPrometheusExporter({ port: 0 })`. Around it: Prometheus on 127.0.0.1 (free port,
- * temporary directory, scrape and evaluation interval 1 s) scraping that endpoint and loading
- * grafana/prometheus-alerts.yml; Alertmanager (no cluster port) with grafana/alertmanager.yml; a
- * webhook receiver on 127.0.0.1. Asserted: every rule evaluates without error, every dashboard query
- * (variables resolved through the chain, as Grafana would) returns at least one series, and an
- * exhausted pool (max 1, its connection held, callers waiting) reaches the webhook as PoolExhausted on
- * the critical receiver, then resolves when the connection is released.
+ * leak, a discarded connection, a pool whose server refuses connections, resizes) and two metrics
+ * endpoints: `startPrometheusExporter({ port: 0 })`, and `startPrometheusExporter({ prefix: 'myapp' })`
+ * (every series `myapp_db_...`). Around it: Prometheus on 127.0.0.1 (free port, temporary directory,
+ * scrape and evaluation interval 1 s) scraping both (one job each) and loading
+ * grafana/prometheus-alerts.yml and a copy rendered for the prefix by `db-pool grafana`'s renderer;
+ * Alertmanager (no cluster port) with grafana/alertmanager.yml; a webhook receiver on 127.0.0.1.
+ * Asserted: every rule of both evaluates without error; every query of the shipped dashboard, and of
+ * the one rendered for the prefix, returns at least one series (variables resolved through the chain,
+ * as Grafana would); the panels of rare events have data for a pool that had none (its counters start
+ * at 0); and an exhausted pool (max 1, its connection held, callers waiting) reaches the webhook as
+ * PoolExhausted on the critical receiver from both rule files (the rendered one with its own runbook
+ * link), then resolves when the connection is released.
  *
  * Two documented substitutions keep this under a minute: the rules are a generated copy with every
  * `for:` set to 2s, and in the Alertmanager configuration group_wait and group_interval are 1s and the
@@ -22,19 +26,22 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { leakChannel, type DatabasePool, type PooledConnection } from '../src/index.js';
 import { startPrometheusExporter } from '../instrumentations/index.js';
+import { renderDashboard, renderRulesFile } from '../src/cli/grafana-render.js';
 import { eventually, newDb } from './helpers.js';
 import {
   allRules,
   dashboardQueries,
+  DASHBOARD_FILE,
   fileOf,
   formatRegexValue,
-  loadDashboard,
   parseLabelValues,
   RULES_FILE,
   substitute,
+  type DashboardJson,
 } from './support/grafana-dashboard.js';
 import {
   requireTool,
+  withTools,
   startAlertmanager,
   startPrometheus,
   startWebhookReceiver,
@@ -46,6 +53,10 @@ import {
 /** The `for:` of every rule in the live test's copy of the rules file. */
 export const LIVE_FOR = '2s';
 const JOB = 'db-pool-live';
+/** The job of the exporter with a metric prefix, and what the rendered copies are made for. */
+const PREFIX = 'myapp';
+const JOB_PREFIXED = 'db-pool-live-myapp';
+const RUNBOOK_BASE = 'https://runbooks.example.com/db-pool';
 
 /** grafana/prometheus-alerts.yml with every `for:` replaced by LIVE_FOR. */
 export function liveRules(): string {
@@ -141,10 +152,38 @@ async function ruleStates(prom: RunningPrometheus): Promise<RuleState[]> {
   return data.groups.flatMap((g) => g.rules);
 }
 
-const isPoolExhausted = (status: 'firing' | 'resolved') => (d: WebhookDelivery) =>
-  d.body.alerts.some((a) => a.labels.alertname === 'PoolExhausted' && a.labels.pool === 'exhaust' && a.status === status);
+const isPoolExhausted = (status: 'firing' | 'resolved', job: string) => (d: WebhookDelivery) =>
+  d.body.alerts.some((a) => a.labels.alertname === 'PoolExhausted' && a.labels.pool === 'exhaust' && a.labels.job === job && a.status === status);
 
-test.serial('live: every dashboard query returns data, every rule evaluates, PoolExhausted reaches the webhook through Alertmanager', async (t) => {
+/** The dashboard's variables resolved through the chain, as Grafana does: their values, and as interpolated. */
+async function resolveVariables(prom: RunningPrometheus, dashboard: DashboardJson): Promise<{ values: Record<string, string[]>; variables: Record<string, string> }> {
+  const values: Record<string, string[]> = {};
+  const variables: Record<string, string> = {};
+  for (const v of dashboard.templating.list.filter((x) => x.type === 'query')) {
+    const { selector, label } = parseLabelValues(substitute(String(v.query), { variables, rateInterval: '1m', interval: '1s', range: '5m' }));
+    values[v.name] = await prom.api<string[]>(`label/${label}/values`, { 'match[]': selector });
+    variables[v.name] = formatRegexValue(values[v.name]!);
+  }
+  return { values, variables };
+}
+
+/** Every panel and annotation query of `dashboard` with `variables`: the ones that return no series. */
+async function emptyQueries(prom: RunningPrometheus, dashboard: DashboardJson, variables: Record<string, string>, only?: (expr: string) => boolean): Promise<{ count: number; series: number; empty: string[] }> {
+  const queries = dashboardQueries(dashboard).filter((q) => q.kind !== 'variable' && (only === undefined || only(q.expr)));
+  let series = 0;
+  const empty: string[] = [];
+  await Promise.all(
+    queries.map(async (q) => {
+      const expr = substitute(q.expr, { variables, rateInterval: '1m', interval: '1s', range: '5m' });
+      const result = await prom.query(expr);
+      series += result.length;
+      if (result.length === 0) empty.push(`${q.where}: ${expr}`);
+    }),
+  );
+  return { count: queries.length, series, empty };
+}
+
+withTools(test.serial, ['prometheus'], ['prometheus-alertmanager', 'alertmanager'])('live: every dashboard query returns data, every rule evaluates, PoolExhausted reaches the webhook through Alertmanager', async (t) => {
   t.timeout(60_000, 'the live test must stay under a minute');
   const started = Date.now();
   const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -155,6 +194,9 @@ test.serial('live: every dashboard query returns data, every rule evaluates, Poo
   const dir = tempDir(t, 'db-pool-live-');
   const exporter = await startPrometheusExporter({ port: 0, serviceName: JOB });
   t.teardown(() => exporter.shutdown());
+  // The same pools, seen by a second instrumentation whose series are all myapp_db_...
+  const prefixed = await startPrometheusExporter({ port: 0, serviceName: JOB_PREFIXED, prefix: PREFIX });
+  t.teardown(() => prefixed.shutdown());
   const db = newDb(t, {
     web: { max: 4, min: 1, acquireTimeoutMs: 2_000, slowQueryThresholdMs: 10 },
     reports: { max: 2, min: 0, leakDetectionThresholdMs: 50 },
@@ -167,6 +209,9 @@ test.serial('live: every dashboard query returns data, every rule evaluates, Poo
   const hook = await startWebhookReceiver(t);
   const [am] = await Promise.all([startAlertmanager(t, liveAlertmanagerConfig(hook.url), dir), eventsWorkload(t, db)]);
   writeFileSync(join(dir, 'prometheus-alerts.yml'), liveRules());
+  // What `db-pool grafana --prefix myapp --runbook-base ...` writes (with the live test's for:).
+  const renderOptions = { prefix: PREFIX, runbookBase: RUNBOOK_BASE };
+  writeFileSync(join(dir, 'prometheus-alerts-myapp.yml'), renderRulesFile(liveRules(), renderOptions));
   const prom = await startPrometheus(
     t,
     [
@@ -174,13 +219,15 @@ test.serial('live: every dashboard query returns data, every rule evaluates, Poo
       '  scrape_interval: 1s',
       '  scrape_timeout: 1s',
       '  evaluation_interval: 1s',
-      'rule_files: [prometheus-alerts.yml]',
+      'rule_files: [prometheus-alerts.yml, prometheus-alerts-myapp.yml]',
       'alerting:',
       '  alertmanagers:',
       `    - static_configs: [{ targets: ['${am.address}'] }]`,
       'scrape_configs:',
       `  - job_name: ${JOB}`,
       `    static_configs: [{ targets: ['127.0.0.1:${exporter.port}'] }]`,
+      `  - job_name: ${JOB_PREFIXED}`,
+      `    static_configs: [{ targets: ['127.0.0.1:${prefixed.port}'] }]`,
       '',
     ].join('\n'),
     dir,
@@ -189,16 +236,16 @@ test.serial('live: every dashboard query returns data, every rule evaluates, Poo
   t.log(`${since()}: Prometheus ${prom.url} and Alertmanager ${am.url} ready`);
 
   // The first scrape comes a few seconds after start; rate() needs two samples.
-  await waitUntil('the first scrape', 20_000, async () => ((await prom.query(`up{job="${JOB}"} == 1`)).length > 0 ? true : undefined));
+  await waitUntil('the first scrape', 20_000, async () => ((await prom.query(`up{job=~"${JOB}|${JOB_PREFIXED}"} == 1`)).length === 2 ? true : undefined));
   t.log(`${since()}: first scrape (${((Date.now() - promStarted) / 1000).toFixed(1)} s after Prometheus was ready)`);
   // A lifecycle event between scrapes, for the dashboard's event annotation (increase() > 0).
   await db.updatePoolConfig('web', { max: 6 });
   await waitUntil('three scrapes', 10_000, async () =>
-    (await prom.query(`count_over_time(up{job="${JOB}"}[1m]) >= 3`)).length > 0 ? true : undefined,
+    (await prom.query(`count_over_time(up{job=~"${JOB}|${JOB_PREFIXED}"}[1m]) >= 3`)).length === 2 ? true : undefined,
   );
 
-  // Every rule evaluated, none in error.
-  const ruleCount = allRules().length;
+  // Every rule of both files evaluated, none in error.
+  const ruleCount = 2 * allRules().length;
   const states = await waitUntil('every rule evaluated', 10_000, async () => {
     const s = await ruleStates(prom);
     return s.length === ruleCount && s.every((r) => r.health !== 'unknown') ? s : undefined;
@@ -206,33 +253,31 @@ test.serial('live: every dashboard query returns data, every rule evaluates, Poo
   for (const r of states) t.is(r.health, 'ok', `${r.type} rule ${r.name}: ${r.lastError ?? ''}`);
   t.log(`${since()}: ${states.length} rules evaluated, health ok`);
 
-  // The variables through the chain, as Grafana resolves them.
-  const dashboard = loadDashboard();
-  const values: Record<string, string[]> = {};
-  const variables: Record<string, string> = {};
-  for (const v of dashboard.templating.list.filter((x) => x.type === 'query')) {
-    const { selector, label } = parseLabelValues(substitute(String(v.query), { variables, rateInterval: '1m', interval: '1s', range: '5m' }));
-    const found = await prom.api<string[]>(`label/${label}/values`, { 'match[]': selector });
-    t.true(found.length > 0, `variable ${v.name}: label_values(${selector}, ${label}) finds values`);
-    values[v.name] = found;
-    variables[v.name] = formatRegexValue(found);
-  }
-  t.deepEqual(values.job, [JOB]);
-  t.deepEqual(values.instance, [`127.0.0.1:${exporter.port}`]);
-  t.deepEqual(values.pool, ['down', 'exhaust', 'reports', 'tight', 'web']);
+  // The shipped dashboard, and the copy rendered for the prefix: the variables through the chain, as
+  // Grafana resolves them, each finds its own job only; then every panel and annotation query returns
+  // at least one series.
+  const shipped = readFileSync(DASHBOARD_FILE, 'utf8');
+  const dashboards: Array<[string, DashboardJson, string, number]> = [
+    ['shipped dashboard', JSON.parse(shipped) as DashboardJson, JOB, exporter.port],
+    [`dashboard rendered for prefix ${PREFIX}`, JSON.parse(renderDashboard(shipped, renderOptions)) as DashboardJson, JOB_PREFIXED, prefixed.port],
+  ];
+  for (const [name, dashboard, job, port] of dashboards) {
+    const { values, variables } = await resolveVariables(prom, dashboard);
+    t.deepEqual(values.job, [job], `${name}: job`);
+    t.deepEqual(values.instance, [`127.0.0.1:${port}`], `${name}: instance`);
+    t.deepEqual(values.pool, ['down', 'exhaust', 'reports', 'tight', 'web'], `${name}: pool`);
+    const all = await emptyQueries(prom, dashboard, variables);
+    t.deepEqual(all.empty, [], `${name}: queries without a series`);
+    t.true(all.count >= 45, `${name}: ${all.count} queries`);
+    t.log(`${since()}: ${name}: ${all.count} queries, ${all.series} series`);
 
-  // Every panel and annotation query returns at least one series.
-  const queries = dashboardQueries(dashboard).filter((q) => q.kind !== 'variable');
-  let series = 0;
-  await Promise.all(
-    queries.map(async (q) => {
-      const expr = substitute(q.expr, { variables, rateInterval: '1m', interval: '1s', range: '5m' });
-      const result = await prom.query(expr);
-      series += result.length;
-      t.true(result.length > 0, `${q.where} returns no series: ${expr}`);
-    }),
-  );
-  t.log(`${since()}: ${queries.length} dashboard queries, ${series} series`);
+    // A pool that had no timeout, acquire error, leak, discard or slow statement: the panels of those
+    // have data all the same (its counters start at 0), and increase() will see its first one.
+    const rareEvents = /(timeouts_total|acquire_errors_total|leaks_total|connection_discarded_total|slow_queries_total)\{/;
+    const quiet = await emptyQueries(prom, dashboard, { ...variables, pool: 'exhaust' }, (expr) => rareEvents.test(expr));
+    t.true(quiet.count >= 5, `${name}: ${quiet.count} queries of rare events`);
+    t.deepEqual(quiet.empty, [], `${name}: queries of rare events without a series for pool exhaust`);
+  }
 
   // Exhaust a pool: its one connection held, three callers waiting.
   const held = await db.acquire('exhaust');
@@ -249,14 +294,19 @@ test.serial('live: every dashboard query returns data, every rule evaluates, Poo
   const exhaustedAt = Date.now();
   t.log(`${since()}: pool "exhaust" exhausted (1 of 1 lent, 3 waiting)`);
 
-  const fired = await hook.waitFor(isPoolExhausted('firing'), 20_000);
+  const [fired, firedPrefixed] = await Promise.all([hook.waitFor(isPoolExhausted('firing', JOB), 20_000), hook.waitFor(isPoolExhausted('firing', JOB_PREFIXED), 20_000)]);
   const alert = fired.body.alerts.find((a) => a.labels.alertname === 'PoolExhausted')!;
   t.is(fired.path, '/db-pool/critical', 'routed to the critical receiver');
   t.is(fired.body.receiver, 'db-pool-pager');
   t.like(alert.labels, { alertname: 'PoolExhausted', severity: 'critical', pool: 'exhaust', job: JOB, instance: `127.0.0.1:${exporter.port}` });
   t.regex(alert.annotations.summary ?? '', /^Pool exhaust is exhausted on 127\.0\.0\.1:\d+: 3 callers waiting$/);
   t.regex(alert.annotations.description ?? '', /`db-pool connections exhaust`/);
-  t.is(alert.annotations.runbook_url, 'https://github.com/OWNER/db-pool-otel#runbook-poolexhausted');
+  t.is(alert.annotations.runbook_url, 'https://github.com/db-pool-otel/db-pool-otel/blob/main/docs/runbooks.md#runbook-poolexhausted');
+  // The same alert from the rules rendered for the prefix, with their runbook link.
+  const alertPrefixed = firedPrefixed.body.alerts.find((a) => a.labels.alertname === 'PoolExhausted')!;
+  t.is(firedPrefixed.path, '/db-pool/critical');
+  t.like(alertPrefixed.labels, { alertname: 'PoolExhausted', severity: 'critical', pool: 'exhaust', job: JOB_PREFIXED, instance: `127.0.0.1:${prefixed.port}` });
+  t.is(alertPrefixed.annotations.runbook_url, `${RUNBOOK_BASE}/docs/runbooks.md#runbook-poolexhausted`);
   const firingLatency = fired.receivedAt - exhaustedAt;
   const afterFiring = fired.receivedAt - Date.parse(alert.startsAt);
   t.log(
@@ -267,7 +317,7 @@ test.serial('live: every dashboard query returns data, every rule evaluates, Poo
   held.release();
   const releasedAt = Date.now();
   t.true((await Promise.all(waiting)).every((c) => c !== undefined), 'the waiting callers were served');
-  const resolved = await hook.waitFor(isPoolExhausted('resolved'), 20_000);
+  const [resolved] = await Promise.all([hook.waitFor(isPoolExhausted('resolved', JOB), 20_000), hook.waitFor(isPoolExhausted('resolved', JOB_PREFIXED), 20_000)]);
   t.log(`${since()}: resolved at the webhook ${((resolved.receivedAt - releasedAt) / 1000).toFixed(1)} s after the release`);
 
   const total = Date.now() - started;

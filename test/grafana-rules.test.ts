@@ -2,10 +2,11 @@
  * grafana/prometheus-alerts.yml with the real tools: `promtool check rules`, `promtool test rules`
  * (grafana/prometheus-alerts.test.yml), `amtool check-config` for the Alertmanager example; and the
  * rules' own contract: every rule unit-tested, every alert with summary, a description naming the
- * pool and a runbook anchor that README.md defines, only documented series.
+ * pool and a runbook link to its section of docs/runbooks.md (on the repository named in
+ * package.json), only documented series.
  */
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import {
   allRules,
@@ -14,26 +15,28 @@ import {
   fileOf,
   loadDashboard,
   dashboardQueries,
+  isServerLevel,
   recordedNames,
   RULES_FILE,
   RULES_TEST_FILE,
 } from './support/grafana-dashboard.js';
-import { requireTool, run } from './support/prometheus-tools.js';
+import { requireTool, run, withTools } from './support/prometheus-tools.js';
 
 const rules = allRules();
 const alerts = rules.filter((r) => r.alert !== undefined);
 const records = rules.filter((r) => r.record !== undefined);
 
-test('promtool check rules accepts the rules file, lint errors fatal', async (t) => {
+withTools(test, ['promtool'])('promtool check rules accepts the rules file, lint errors fatal', async (t) => {
   const promtool = requireTool('promtool');
   const r = await run(promtool, ['check', 'rules', '--lint=all', '--lint-fatal', RULES_FILE]);
   t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
   t.regex(r.stdout, new RegExp(`SUCCESS: ${rules.length} rules found`));
-  t.is(alerts.length, 11);
+  // 11 per pool, 2 per server for the fleet's connection budget.
+  t.is(alerts.length, 13);
   t.true(records.length >= 5);
 });
 
-test('promtool test rules: every unit test passes', async (t) => {
+withTools(test, ['promtool'])('promtool test rules: every unit test passes', async (t) => {
   const promtool = requireTool('promtool');
   // Paths in the test file are relative to it.
   const r = await run(promtool, ['test', 'rules', 'prometheus-alerts.test.yml'], { cwd: fileOf('grafana/') });
@@ -100,8 +103,17 @@ function githubAnchor(heading: string): string {
     .replace(/\s/g, '-');
 }
 
-test('every alert has a severity, a summary, a description naming $labels.pool, and a runbook in README.md', (t) => {
-  const doc = readFileSync(fileOf('README.md'), 'utf8');
+/** Where the shipped files link: docs/ of the repository package.json names, on its main branch. */
+function docsBase(): string {
+  const pkg = JSON.parse(readFileSync(fileOf('package.json'), 'utf8')) as { repository?: { url?: string } | string };
+  const url = typeof pkg.repository === 'string' ? pkg.repository : pkg.repository?.url;
+  const repo = /^(?:git\+)?(https:\/\/github\.com\/[^/]+\/[^/]+?)(?:\.git)?$/.exec(url ?? '')?.[1];
+  if (repo === undefined) throw new Error(`package.json has no GitHub repository URL: ${String(url)}`);
+  return `${repo}/blob/main/docs/`;
+}
+
+test('every alert has a severity, a summary, a description naming $labels.pool, and a runbook in docs/runbooks.md', (t) => {
+  const doc = readFileSync(fileOf('docs/runbooks.md'), 'utf8');
   const sections = new Map<string, string>();
   const parts = doc.split(/^(#{2,4} .*)$/m);
   for (let i = 1; i < parts.length; i += 2) sections.set(githubAnchor(parts[i]!.replace(/^#+ /, '')), parts[i + 1] ?? '');
@@ -110,13 +122,41 @@ test('every alert has a severity, a summary, a description naming $labels.pool, 
     t.true(['warning', 'critical'].includes(rule.labels?.severity ?? ''), `${name}: severity`);
     const a = rule.annotations ?? {};
     t.truthy(a.summary, `${name}: summary`);
-    t.regex(a.description ?? '', /\{\{ \$labels\.pool \}\}/, `${name}: description names the pool`);
+    // Per-server alerts (they read only server: recordings, summed over every pool) name the server instead.
+    const perServer = recordedNames(rule.expr).length > 0 && recordedNames(rule.expr).every(isServerLevel);
+    if (perServer) t.regex(a.description ?? '', /\{\{ \$labels\.server_address \}\}:\{\{ \$labels\.server_port \}\}/, `${name}: description names the server`);
+    else t.regex(a.description ?? '', /\{\{ \$labels\.pool \}\}/, `${name}: description names the pool`);
     const anchor = `runbook-${name.toLowerCase()}`;
-    t.is(a.runbook_url, `https://github.com/OWNER/db-pool-otel#${anchor}`, `${name}: runbook_url`);
+    t.is(a.runbook_url, `${docsBase()}runbooks.md#${anchor}`, `${name}: runbook_url`);
     const section = sections.get(anchor);
-    t.truthy(section, `README.md has a heading giving #${anchor}`);
-    t.regex(section ?? '', /`db-pool (health|pools|metrics|slow-queries|connections|diagnose|restart|cleanup|resize)\b/, `${name}: its runbook names a db-pool command`);
+    t.truthy(section, `docs/runbooks.md has a heading giving #${anchor}`);
+    t.regex(section ?? '', /`db-pool (health|pools|metrics|slow-queries|connections|diagnose|restart|cleanup|resize|budget)\b/, `${name}: its runbook names a db-pool command`);
   }
+});
+
+test('every link to the docs in the rules, their tests and the dashboard goes to a page of docs/ and, with a fragment, to one of its headings', (t) => {
+  const base = docsBase();
+  const files = ['grafana/prometheus-alerts.yml', 'grafana/prometheus-alerts.test.yml', 'grafana/db-pool-dashboard.json'];
+  let links = 0;
+  for (const file of files) {
+    const text = readFileSync(fileOf(file), 'utf8');
+    t.false(/github\.com\/OWNER|OWNER\/db-pool-otel/.test(text), `${file}: no OWNER placeholder`);
+    for (const m of text.matchAll(/https?:\/\/[^\s"'`)]+/g)) {
+      const url = m[0].replace(/[.,]$/, '');
+      if (!url.startsWith('https://github.com/')) continue;
+      links++;
+      t.true(url.startsWith(base), `${file}: ${url} is under ${base}`);
+      const [page, fragment] = url.slice(base.length).split('#') as [string, string | undefined];
+      const path = fileOf(`docs/${page}`);
+      t.true(existsSync(path), `${file}: ${url}: docs/${page} exists`);
+      if (fragment !== undefined && existsSync(path)) {
+        const anchors = new Set([...readFileSync(path, 'utf8').matchAll(/^#{1,6} (.*)$/gm)].map((h) => githubAnchor(h[1]!)));
+        t.true(anchors.has(fragment), `${file}: ${url}: docs/${page} has a heading #${fragment}`);
+      }
+    }
+  }
+  // 13 alerts in the rules and in their tests' expected annotations, and the dashboard's descriptions and link.
+  t.true(links >= 13 + 13 + 20, `links: ${links}`);
 });
 
 test('the rules read only the series and labels the README documents, and events the core publishes', (t) => {
@@ -149,7 +189,7 @@ test('every recording rule is read by an alert or by the dashboard', (t) => {
   }
 });
 
-test('amtool accepts the example Alertmanager configuration', async (t) => {
+withTools(test, ['amtool'])('amtool accepts the example Alertmanager configuration', async (t) => {
   const amtool = requireTool('amtool');
   const r = await run(amtool, ['check-config', fileOf('grafana/alertmanager.yml')]);
   t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);

@@ -9,12 +9,14 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_URL, isLoopback, type ConfigChange, type PoolSummary } from '../admin/protocol.js';
 import type { LeakDiagnosis, PerformanceDiagnosis } from '../diagnosis.js';
 import type { HealthReport } from '../health.js';
 import { CliError, EXIT, displayUrl, request, type Endpoint } from './client.js';
-import { age, clip, duration, keyValues, metricsFileName, ms, num, pct, table } from './format.js';
+import { grafanaText, writeGrafanaCopies, type GrafanaCommandOptions } from './grafana-command.js';
+import { DEFAULT_RUNBOOK_BASE, METRIC_NAMINGS } from './grafana-render.js';
+import { age, clip, duration, escapeControls, human, joined, jsonText, keyValues, metricsFileName, ms, num, pct, table, terminalSafe, type Rendered } from './format.js';
 
 /** Where `run` reads its environment and writes its output (defaults: the process's). */
 export interface CliIo {
@@ -49,8 +51,12 @@ Exit codes: 0 ok, 1 unhealthy or failed operation, 2 usage error,
  */
 export async function run(argv: readonly string[], io: CliIo = {}): Promise<number> {
   const env = io.env ?? process.env;
-  const out = io.stdout ?? ((s: string) => void process.stdout.write(s));
-  const err = io.stderr ?? ((s: string) => void process.stderr.write(s));
+  const rawOut = io.stdout ?? ((s: string) => void process.stdout.write(s));
+  const rawErr = io.stderr ?? ((s: string) => void process.stderr.write(s));
+  // Every write goes through here: whatever the path, no control character but the line feed
+  // reaches the terminal (human output is escaped field by field before, see format.ts).
+  const out = (s: string) => rawOut(terminalSafe(s));
+  const err = (s: string) => rawErr(terminalSafe(s));
   const now = io.now ?? (() => new Date());
   const cwd = io.cwd ?? process.cwd();
   const print = (s: string) => out(s.endsWith('\n') ? s : `${s}\n`);
@@ -104,7 +110,7 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
       const code = await fn(ctx, ...(args.slice(0, -1) as A));
       exitCode = code ?? EXIT.ok;
     };
-  const emit = (json: boolean, data: unknown, human: () => string) => print(json ? JSON.stringify(data, null, 2) : human());
+  const emit = (json: boolean, data: unknown, text: () => Rendered) => print(json ? jsonText(data) : text().text);
 
   command('health', 'probe every pool with SELECT 1 (exit 1 unless all answer)').action(
     act(async ({ endpoint, json }) => {
@@ -112,9 +118,28 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
       emit(json, body, () => {
         const total = body.healthyPools.length + body.unhealthyPools.length;
         const rows = [...body.healthyPools.map((p) => [p, 'healthy', '']), ...body.unhealthyPools.map((p) => [p.poolId, 'unhealthy', clip(p.error, 100)])];
-        return `status: ${body.status} (${body.healthyPools.length} of ${total} pools answered SELECT 1)\n` + (rows.length ? `\n${table(['POOL', 'STATUS', 'ERROR'], rows)}` : '');
+        const head = human`status: ${body.status} (${body.healthyPools.length} of ${total} pools answered SELECT 1)\n${rows.length ? human`\n${table(['POOL', 'STATUS', 'ERROR'], rows)}` : ''}`;
+        const warnings = Array.isArray(body.warnings) ? body.warnings : [];
+        return warnings.length === 0 ? head : joined([head, human``, ...warnings.map((w) => human`warning: ${clip(w?.message, 400)}`)]);
       });
       return body.status === 'healthy' ? EXIT.ok : EXIT.failed;
+    }),
+  );
+
+  command('budget', "each server's connection budget (max_connections, reserved slots, backends now) and what this app's pools may open of it (exit 1 when over)").action(
+    act(async ({ endpoint, json }) => {
+      const { body } = await request<{ pools: PoolSummary[] }>(endpoint, 'GET', '/pools');
+      const metrics = await Promise.all(
+        body.pools.map((p) =>
+          request<Json>(endpoint, 'GET', `/pools/${encodeURIComponent(String(p.poolId))}/metrics`).then(
+            (r) => r.body,
+            () => undefined,
+          ),
+        ),
+      );
+      const report = budgetReport(body.pools.map((p, i) => [String(p.poolId), metrics[i]] as const));
+      emit(json, report, () => budgetText(report));
+      return report.servers.some((s) => s.overBudget) ? EXIT.failed : EXIT.ok;
     }),
   );
 
@@ -123,7 +148,7 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
       const { body } = await request<{ pools: PoolSummary[] }>(endpoint, 'GET', '/pools');
       emit(json, body, () =>
         body.pools.length === 0
-          ? 'no pools'
+          ? human`no pools`
           : table(
               ['POOL', 'TOTAL', 'ACTIVE', 'IDLE', 'WAITING', 'MIN', 'MAX', 'UTIL', 'LAST CONNECT ERROR'],
               body.pools.map((p) => [p.poolId, p.total, p.active, p.idle, p.waiting, p.min, p.max, pct(p.utilization), p.lastConnectError ? clip(p.lastConnectError, 60) : '']),
@@ -137,7 +162,7 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
       const { body } = await request<{ poolId: string; config: Json; status: Json }>(endpoint, 'GET', `/pools/${enc(pool)}`);
       emit(json, body, () => {
         const pairs: [string, string][] = Object.entries(body.config).map(([k, v]) => [k, k === 'connection' ? connectionText(v as Json) : typeof v === 'object' ? JSON.stringify(v) : String(v)]);
-        return `${keyValues(pairs)}\n\nnow: ${statusLine(body.status)}`;
+        return human`${keyValues(pairs)}\n\nnow: ${statusLine(body.status)}`;
       });
     }),
   );
@@ -154,7 +179,7 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
           } catch (e) {
             throw new CliError(EXIT.failed, `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
           }
-          emit(json, { poolId: pool, file }, () => `wrote metrics of pool ${pool} to ${file}`);
+          emit(json, { poolId: pool, file }, () => human`wrote metrics of pool ${pool} to ${file}`);
           return;
         }
         emit(json, body, () => metricsText(body));
@@ -168,7 +193,7 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
         const { body } = await request<{ slowQueries: Json[] }>(endpoint, 'GET', `/pools/${enc(pool)}/slow-queries?limit=${opts.limit}`);
         emit(json, body, () =>
           body.slowQueries.length === 0
-            ? `no slow queries kept for pool ${pool}`
+            ? human`no slow queries kept for pool ${pool}`
             : table(
                 ['DURATION', 'AT', 'CONN', 'SQLSTATE', 'FINGERPRINT', 'QUERY'],
                 body.slowQueries.map((q) => [ms(q.durationMs), String(q.at), Number(q.connectionId), q.sqlState as string | undefined, String(q.fingerprint), clip(q.text, 100)]),
@@ -182,7 +207,7 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
       const { body } = await request<{ connections: Json[] }>(endpoint, 'GET', `/pools/${enc(pool)}/connections`);
       emit(json, body, () =>
         body.connections.length === 0
-          ? `pool ${pool} has no open connections`
+          ? human`pool ${pool} has no open connections`
           : table(
               ['ID', 'STATE', 'PID', 'AGE', 'HELD FOR', 'USES', 'LAST QUERY'],
               body.connections.map((c) => [
@@ -212,7 +237,7 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
     .action(
       act(async ({ endpoint, json }, pool: string, opts: { drainTimeout?: number }) => {
         const { body } = await request<Json & { status: Json }>(endpoint, 'POST', `/pools/${enc(pool)}/restart`, opts.drainTimeout === undefined ? {} : { drainTimeoutMs: opts.drainTimeout });
-        emit(json, body, () => `restarted pool ${pool} in ${ms(body.durationMs)}; now ${statusLine(body.status)}`);
+        emit(json, body, () => human`restarted pool ${pool} in ${ms(body.durationMs)}; now ${statusLine(body.status)}`);
       }),
     );
 
@@ -223,8 +248,9 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
         json,
         body,
         () =>
-          `cleaned pool ${pool}: closed ${num(body.idleClosed)} idle connection(s), reclaimed ${num(body.leaksReclaimed)} leaked loan(s)` +
-          `${body.errorsCleared ? ', cleared transient errors' : ''}; now ${statusLine(body.status)}`,
+          human`cleaned pool ${pool}: closed ${num(body.idleClosed)} idle connection(s), reclaimed ${num(body.leaksReclaimed)} leaked loan(s)${
+            body.errorsCleared ? ', cleared transient errors' : ''
+          }; now ${statusLine(body.status)}`,
       );
     }),
   );
@@ -255,11 +281,27 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
       }),
     );
 
+  // No admin endpoint: renders the dashboard and rules shipped in the package (grafana-command.ts).
+  command('grafana', 'write the Grafana dashboard, the Prometheus rules and their promtool tests for your metric names and runbook URL (no admin endpoint needed)')
+    .requiredOption('--out <dir>', 'directory to write db-pool-dashboard.json, prometheus-alerts.yml and prometheus-alerts.test.yml to (replaced if there)')
+    .option('--prefix <prefix>', "metric name prefix: startPrometheusExporter's prefix or the Collector's namespace (myapp: myapp_db_client_...)")
+    .option('--runbook-base <url>', `where docs/runbooks.md is published: links go to <url>/docs/runbooks.md#runbook-<alert> (default ${DEFAULT_RUNBOOK_BASE})`)
+    .addOption(
+      new Option('--naming <naming>', 'series names as the JS Prometheus exporter writes them, or as Prometheus names OTLP metrics (unit suffixes: _seconds)')
+        .choices(METRIC_NAMINGS)
+        .default('prometheus'),
+    )
+    .action(async (opts: GrafanaCommandOptions, cmd: Command) => {
+      const result = await writeGrafanaCopies(opts, cwd);
+      emit(cmd.optsWithGlobals<GlobalOptions>().json === true, result, () => grafanaText(result));
+      exitCode = EXIT.ok;
+    });
+
   async function patchConfig(endpoint: Endpoint, json: boolean, pool: string, patch: Json): Promise<number> {
     const { body } = await request<{ changed: Record<string, ConfigChange>; status: Json }>(endpoint, 'PATCH', `/pools/${enc(pool)}/config`, patch);
     emit(json, body, () => {
-      const changes = Object.entries(body.changed).map(([k, c]) => `${k} ${String(c.from)} → ${String(c.to)}`);
-      return `pool ${pool}: ${changes.length ? changes.join(', ') : 'no change (already set)'}; now ${statusLine(body.status)}`;
+      const changes = Object.entries(body.changed).map(([k, c]) => human`${k} ${String(c.from)} → ${String(c.to)}`);
+      return human`pool ${pool}: ${changes.length ? joined(changes, ', ') : 'no change (already set)'}; now ${statusLine(body.status)}`;
     });
     return EXIT.ok;
   }
@@ -275,14 +317,14 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
       err(`db-pool: error: ${message}\n`);
       return e.exitCode;
     }
-    err(`db-pool: internal error: ${(e as Error)?.message ?? String(e)}\n`);
+    err(`db-pool: internal error: ${escapeControls(String((e as Error)?.message ?? e))}\n`);
     return EXIT.failed;
   }
 
   async function poolHint(cmd: Command): Promise<string> {
     try {
       const { body } = await request<{ pools: PoolSummary[] }>(endpointOf(cmd).endpoint, 'GET', '/pools');
-      return ` (pools: ${body.pools.map((p) => p.poolId).join(', ') || 'none'}) — run "db-pool pools"`;
+      return ` (pools: ${body.pools.map((p) => escapeControls(String(p.poolId))).join(', ') || 'none'}) — run "db-pool pools"`;
     } catch {
       return ' — run "db-pool pools" to list them';
     }
@@ -328,7 +370,7 @@ function connectionText(c: Json): string {
   return `${c.user === undefined ? '' : `${String(c.user)}@`}${where}${c.ssl ? ' (TLS)' : ''}`;
 }
 
-function metricsText(m: Json): string {
+function metricsText(m: Json): Rendered {
   const totals = (m.totals ?? {}) as Record<string, unknown>;
   const lines: [string, string][] = [
     ['pool', `${String(m.poolId)}  (last ${num(m.windowSeconds)} s, ${String(m.timestamp)})`],
@@ -342,28 +384,113 @@ function metricsText(m: Json): string {
     ['slow queries', `${num(m.slowQueriesCount)} in the window`],
     ['leaks', `${num(m.leakedConnections)} loans held past the threshold`],
     ['last connect error', m.lastConnectError ? clip(m.lastConnectError, 120) : '-'],
+    ['server budget', budgetLine(m.serverBudget)],
     ['since start', Object.entries(totals).map(([k, v]) => `${k} ${String(v)}`).join(', ')],
   ];
   return keyValues(lines);
 }
 
-function diagnosisText(d: Diagnosis): string {
+/** One server of `db-pool budget`: its budget as the most recent pool read it, and this app's claims. */
+interface BudgetRow {
+  server: string;
+  via: string;
+  maxConnections: number;
+  reservedConnections: number;
+  usableConnections: number;
+  backends: number | null;
+  backendsMeasuredAt: string | null;
+  instanceMax: number;
+  instanceOpen: number;
+  /** instanceMax / usableConnections. */
+  share: number;
+  overBudget: boolean;
+  poolIds: string[];
+}
+
+/** Per server, from each pool's `serverBudget` (pools whose budget is not read yet are listed apart). */
+function budgetReport(pools: ReadonlyArray<readonly [string, Json | undefined]>): { servers: BudgetRow[]; notReadYet: string[] } {
+  const servers = new Map<string, BudgetRow>();
+  const notReadYet: string[] = [];
+  for (const [poolId, m] of pools) {
+    const b = m?.serverBudget as Json | null | undefined;
+    if (b === null || typeof b !== 'object' || typeof b.usableConnections !== 'number') {
+      notReadYet.push(poolId);
+      continue;
+    }
+    const key = `${String(b.via)} ${String(b.serverAddress)}:${String(b.serverPort)}`;
+    const instance = (b.instance ?? {}) as Json;
+    const prev = servers.get(key);
+    const row: BudgetRow = {
+      server: `${String(b.serverAddress)}:${String(b.serverPort)}`,
+      via: String(b.via),
+      maxConnections: Number(b.maxConnections),
+      reservedConnections: Number(b.superuserReservedConnections) + Number(b.reservedConnections ?? 0),
+      usableConnections: b.usableConnections,
+      backends: typeof b.backends === 'number' ? b.backends : null,
+      backendsMeasuredAt: typeof b.backendsMeasuredAt === 'string' ? b.backendsMeasuredAt : null,
+      instanceMax: Number(instance.max),
+      instanceOpen: Number(instance.open),
+      share: b.usableConnections > 0 ? Number(instance.max) / b.usableConnections : 0,
+      overBudget: b.overBudget === true,
+      poolIds: Array.isArray(instance.poolIds) ? instance.poolIds.map(String) : [poolId],
+    };
+    // The most recent reading of the backends wins.
+    if (prev === undefined || String(row.backendsMeasuredAt) > String(prev.backendsMeasuredAt)) servers.set(key, row);
+  }
+  return { servers: [...servers.values()], notReadYet };
+}
+
+function budgetText(r: { servers: BudgetRow[]; notReadYet: string[] }): Rendered {
+  const out: Rendered[] = [];
+  if (r.servers.length === 0) out.push(human`no server budget read yet`);
+  else {
+    out.push(
+      table(
+        ['SERVER', 'VIA', 'MAX_CONN', 'RESERVED', 'USABLE', 'BACKENDS', 'APP MAX', 'APP OPEN', 'SHARE', 'POOLS'],
+        r.servers.map((s) => [s.server, s.via, s.maxConnections, s.reservedConnections, s.usableConnections, s.backends ?? '-', s.instanceMax, s.instanceOpen, pct(s.share), clip(s.poolIds.join(','), 60)]),
+      ),
+    );
+    for (const s of r.servers.filter((x) => x.overBudget)) {
+      out.push(human`warning: the pools of this app may open ${s.instanceMax} connections to ${s.server}, which has ${s.usableConnections} usable slots: lower their max (db-pool resize <pool> --max N)`);
+    }
+    if (r.servers.some((s) => s.via === 'pooler')) out.push(human`via pooler: read through a transaction pooler; the pools' connections go to the pooler, not the server, and are not counted against it`);
+  }
+  if (r.notReadYet.length > 0) out.push(human`not read yet (no connection so far): ${clip(r.notReadYet.join(', '), 200)}`);
+  return joined(out);
+}
+
+/** The `server budget` line of `db-pool metrics`. */
+function budgetLine(value: unknown): string {
+  if (value === null || typeof value !== 'object') return 'not read yet (read on the first connection)';
+  const b = value as Json;
+  const instance = (b.instance ?? {}) as Json;
+  const reserved = Number(b.superuserReservedConnections) + Number(b.reservedConnections ?? 0);
+  const via = b.via === 'pooler' ? ' [through a pooler: the pool\'s connections go to the pooler]' : '';
+  return (
+    `${num(b.usableConnections)} usable of max_connections ${num(b.maxConnections)} (${num(reserved)} reserved), ${b.backends === null ? '?' : num(b.backends)} backends now; ` +
+    `this process's pools may open ${num(instance.max)} (${num(instance.open)} open)${b.overBudget === true ? ' - OVER BUDGET' : ''}${via}`
+  );
+}
+
+function diagnosisText(d: Diagnosis): Rendered {
   const p = d.performance;
-  const out: string[] = [`pool ${d.poolId}: ${p.overallHealth}${p.issues.length === 0 ? ' (no issues found)' : ''}`];
+  const out: Rendered[] = [human`pool ${d.poolId}: ${p.overallHealth}${p.issues.length === 0 ? ' (no issues found)' : ''}`];
   for (const i of p.issues) {
-    out.push(`  [${i.severity}] ${i.type}: ${i.description}`);
-    for (const r of i.recommendations) out.push(`      - ${r}`);
+    out.push(human`  [${i.severity}] ${i.type}: ${i.description}`);
+    for (const r of i.recommendations) out.push(human`      - ${r}`);
   }
   if (p.slowQueries.length > 0) {
-    out.push('', 'slowest recent queries:');
-    for (const q of p.slowQueries.slice(0, 5)) out.push(`  ${ms(q.durationMs).padStart(10)}  ${clip(q.text, 100)}`);
+    out.push(human``, human`slowest recent queries:`);
+    for (const q of p.slowQueries.slice(0, 5)) out.push(human`  ${ms(q.durationMs).padStart(10)}  ${clip(q.text, 100)}`);
   }
   const l = d.leaks;
-  out.push('', `leaks: ${l.suspiciousConnections.length} of ${l.totalConnections} connections held longer than ${num(l.thresholdMs)} ms`);
+  out.push(human``, human`leaks: ${l.suspiciousConnections.length} of ${l.totalConnections} connections held longer than ${num(l.thresholdMs)} ms`);
   for (const c of l.suspiciousConnections) {
-    out.push(`  connection ${String(c.id)} held ${duration(Number(c.activeDurationMs))}${c.loanId === undefined ? '' : ` (loan ${String(c.loanId)})`}${c.stackTrace ? ', acquired at:' : ''}`);
-    if (typeof c.stackTrace === 'string') for (const line of c.stackTrace.split('\n').slice(0, 8)) out.push(`      ${line.trim()}`);
+    const loan = c.loanId === undefined ? '' : human` (loan ${c.loanId})`;
+    out.push(human`  connection ${c.id} held ${duration(Number(c.activeDurationMs))}${loan}${c.stackTrace ? ', acquired at:' : ''}`);
+    // The stack's own lines are layout; each is escaped.
+    if (typeof c.stackTrace === 'string') for (const line of c.stackTrace.split('\n').slice(0, 8)) out.push(human`      ${line.trim()}`);
   }
-  for (const r of l.recommendations) out.push(`  - ${r}`);
-  return out.join('\n');
+  for (const r of l.recommendations) out.push(human`  - ${r}`);
+  return joined(out);
 }

@@ -63,8 +63,8 @@ export interface DashboardJson {
   annotations: { list: Array<Record<string, unknown> & { expr?: string; name: string }> };
 }
 
-export function loadDashboard(): DashboardJson {
-  return JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as DashboardJson;
+export function loadDashboard(path = DASHBOARD_FILE): DashboardJson {
+  return JSON.parse(readFileSync(path, 'utf8')) as DashboardJson;
 }
 
 /** Every panel, rows included, with the panels inside collapsed rows. */
@@ -189,9 +189,9 @@ export function allRules(rules: RulesFile = loadRules()): Rule[] {
 
 /** Series names and label names from the README's series table (between the series markers). */
 export function documentedSeries(): { series: Set<string>; labels: Set<string> } {
-  const doc = readFileSync(fileOf('README.md'), 'utf8');
+  const doc = readFileSync(fileOf('docs/opentelemetry.md'), 'utf8');
   const section = doc.split('<!-- series:start -->')[1]?.split('<!-- series:end -->')[0];
-  if (section === undefined) throw new Error('README.md has no <!-- series:start --> ... <!-- series:end --> table');
+  if (section === undefined) throw new Error('docs/opentelemetry.md has no <!-- series:start --> ... <!-- series:end --> table');
   const series = new Set<string>();
   const labels = new Set<string>(['db_client_connection_pool_name']);
   for (const line of section.split('\n')) {
@@ -204,6 +204,36 @@ export function documentedSeries(): { series: Set<string>; labels: Set<string> }
   return { series, labels };
 }
 
+export interface DocumentedSeriesRow {
+  /** The Prometheus series, e.g. `db_client_operation_duration_bucket`. */
+  series: string;
+  type: 'histogram' | 'counter' | 'gauge';
+  /** The instrument and its unit (a histogram's _count and _sum rows: their _bucket row's). */
+  instrument: string;
+  unit: string;
+}
+
+/** The rows of the series table (target_info, which is no instrument of ours, left out). */
+export function documentedSeriesTable(): DocumentedSeriesRow[] {
+  const doc = readFileSync(fileOf('docs/opentelemetry.md'), 'utf8');
+  const section = doc.split('<!-- series:start -->')[1]?.split('<!-- series:end -->')[0] ?? '';
+  const rows: DocumentedSeriesRow[] = [];
+  let last: DocumentedSeriesRow | undefined;
+  for (const line of section.split('\n')) {
+    const cells = line.split('|').map((c) => c.trim());
+    const series = /^`([a-z_:][a-z0-9_:]*)`$/.exec(cells[1] ?? '')?.[1];
+    if (series === undefined || series === 'target_info') continue;
+    const type = cells[2] as DocumentedSeriesRow['type'];
+    const m = /^`([a-z_.]+)` \(([^)]+)\)$/.exec(cells[4] ?? '');
+    const histogramPart = /_(count|sum)$/.test(series) && type === 'histogram';
+    if (m === null && !(histogramPart && last !== undefined)) throw new Error(`docs/opentelemetry.md: no instrument (unit) for ${series}: ${cells[4]}`);
+    const row: DocumentedSeriesRow = { series, type, instrument: m?.[1] ?? last!.instrument, unit: m?.[2] ?? last!.unit };
+    rows.push(row);
+    last = row;
+  }
+  return rows;
+}
+
 /** `db_*` identifiers in a PromQL expression (metric or label names), string literals left out. */
 export function dbIdentifiers(expr: string): string[] {
   const bare = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/[a-z_]+:[a-z0-9_]+:[a-z0-9_]+/g, ' ');
@@ -214,3 +244,6 @@ export function dbIdentifiers(expr: string): string[] {
 export function recordedNames(expr: string): string[] {
   return [...new Set(expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').match(/\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b/g) ?? [])];
 }
+
+/** Recorded series of the per-server level (`server:...`): the whole fleet, every job and instance. */
+export const isServerLevel = (recorded: string): boolean => recorded.startsWith('server:');

@@ -1,8 +1,8 @@
 /**
  * Real Prometheus tools for the grafana/ tests: promtool, amtool, and throw-away Prometheus and
  * Alertmanager servers on 127.0.0.1 (free ports, temporary directories), stopped on every path via
- * t.teardown (SIGTERM, then SIGKILL). A missing binary fails the test with what to install; nothing
- * is skipped.
+ * t.teardown (SIGTERM, then SIGKILL). A missing binary fails the test with what to install in CI;
+ * elsewhere the tests that need it are skipped with a notice ({@link withTools}).
  */
 import type { ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,13 +18,11 @@ const INSTALL_HINT: Record<string, string> = {
   prometheus: "Debian's `prometheus` package (apt-get install --no-install-recommends prometheus; .ci/run does it)",
   amtool: "Debian's `prometheus-alertmanager` package (.ci/run installs it)",
   'prometheus-alertmanager': "Debian's `prometheus-alertmanager` package (.ci/run installs it)",
+  pgbouncer: "Debian's `pgbouncer` package (.ci/run installs it)",
 };
 
-/**
- * The path of the first of `names` found on PATH (or in /usr/bin, /usr/sbin, /usr/local/bin).
- * Throws with what to install when none is: these tests must not pass by skipping.
- */
-export function requireTool(...names: string[]): string {
+/** The path of the first of `names` found on PATH (or in /usr/bin, /usr/sbin, /usr/local/bin), if any. */
+export function findTool(...names: string[]): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin'].filter(Boolean);
   for (const name of names) {
     for (const dir of dirs) {
@@ -37,8 +35,28 @@ export function requireTool(...names: string[]): string {
       }
     }
   }
+  return undefined;
+}
+
+/** The path of the first of `names` found; throws with what to install when none is. */
+export function requireTool(...names: string[]): string {
+  const found = findTool(...names);
+  if (found !== undefined) return found;
   const hint = INSTALL_HINT[names[0]!] ?? 'it';
-  throw new Error(`${names.join(' / ')} not found on PATH: install ${hint}. The grafana/ tests need the real tool and do not skip.`);
+  throw new Error(`${names.join(' / ')} not found on PATH: install ${hint}.`);
+}
+
+/**
+ * `register` (ava's test or test.serial) when every tool group has a binary on this machine. When
+ * one is missing: in CI (CI=true) still `register`, so the test fails saying what to install;
+ * elsewhere (not root, no apt-get: scripts/system-packages.sh could not install it) the skip
+ * variant, with a notice on stderr naming the package. Each group lists alternative names.
+ */
+export function withTools<T extends { skip: unknown }>(register: T, ...groups: string[][]): T {
+  const missing = groups.filter((names) => findTool(...names) === undefined).map((names) => names[0]!);
+  if (missing.length === 0 || process.env.CI === 'true') return register;
+  process.stderr.write(`skipping tests that need ${missing.join(', ')}: install ${missing.map((m) => INSTALL_HINT[m] ?? m).join('; ')}\n`);
+  return register.skip as T;
 }
 
 export interface RunResult {
