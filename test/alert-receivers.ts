@@ -7,6 +7,7 @@ import type { ExecutionContext } from 'ava';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import { SMTPServer } from 'smtp-server';
+import type { AlertMetrics } from '../src/index.js';
 
 export interface ReceivedRequest {
   method: string;
@@ -202,4 +203,22 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
   let resolve!: (v: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/**
+ * Rejects after `ms`. The evaluator's timers are unref'd (by design), so a test waiting only on them
+ * would let the process exit: this ref'd timeout keeps it alive and turns a missing event into a
+ * clear failure.
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Metrics of a pool no alert condition holds for. */
+export function healthyMetrics(): AlertMetrics {
+  return { latencyP99: 5, errorRate: 0, waitingQueueLength: 0, idleConnections: 2, activeConnections: 1, totalConnections: 3, maxConnections: 10, leakedConnections: 0, lastConnectError: null };
 }

@@ -17,23 +17,13 @@ import {
   type LeakedConnectionInfo,
   type ResolvedAlert,
 } from '../src/index.js';
-import { deferred, httpReceiver, recordingLogger } from './alert-receivers.js';
+import { deferred, httpReceiver, recordingLogger, healthyMetrics, withTimeout } from './alert-receivers.js';
 import { eventually } from './helpers.js';
 
 const quiet = { warn() {} };
 
-/** Rejects after `ms` (a ref'd timer: the evaluator's own timers are unref'd and would let the process exit). */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
-function healthy(): AlertMetrics {
-  return { latencyP99: 5, errorRate: 0, waitingQueueLength: 0, idleConnections: 2, activeConnections: 1, totalConnections: 3, maxConnections: 10, leakedConnections: 0, lastConnectError: null };
-}
+const healthy = healthyMetrics;
 
 /**
  * One pool whose ConnectionExhaustion condition the test sets, or lets flap: with `flapping` on,

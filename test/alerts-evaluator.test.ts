@@ -19,35 +19,12 @@ import {
   type LeakedConnectionInfo,
   type ResolvedAlert,
 } from '../src/index.js';
-import { closedPort, deferred, recordingLogger } from './alert-receivers.js';
+import { closedPort, deferred, recordingLogger, healthyMetrics, withTimeout } from './alert-receivers.js';
 
 const quiet = { warn() {} };
 
-/**
- * The evaluator's timer is unref'd (by design), so a test waiting only on it would let the process
- * exit: this ref'd timeout keeps it alive and turns a missing event into a clear failure.
- */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
-function healthy(): AlertMetrics {
-  return {
-    latencyP99: 5,
-    errorRate: 0,
-    waitingQueueLength: 0,
-    idleConnections: 2,
-    activeConnections: 1,
-    totalConnections: 3,
-    maxConnections: 10,
-    leakedConnections: 0,
-    lastConnectError: null,
-  };
-}
+const healthy = healthyMetrics;
 
 /** A source whose metrics the test sets by hand. */
 class FakeSource implements AlertSource {

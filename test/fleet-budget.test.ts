@@ -21,7 +21,7 @@
  */
 import test from 'ava';
 import pg from 'pg';
-import { startOwnServer } from '../reliability/support/own-server.js';
+import { ordinaryRoleUrl, startOwnServer } from '../reliability/support/own-server.js';
 import { BUDGET_ALERT, FLEET_FOR, FLEET_JOB, NEAR_LIMIT_ALERT, startFleetApp, startFleetMonitoring, type FleetApp } from '../reliability/support/fleet.js';
 import { isTyped } from '../reliability/support/outcomes.js';
 import { uniqueName } from './helpers.js';
@@ -43,16 +43,7 @@ withTools(test.serial, ['prometheus'], ['prometheus-alertmanager', 'alertmanager
     t.teardown(() => server.destroy());
     t.true(server.major >= 16, `reserved_connections needs PostgreSQL 16+, the embedded server is ${server.major}`);
     // The app's role: not a superuser, so the reserved slots are not its to take.
-    const role = uniqueName('fleet_app');
-    const password = `pw-${Math.random().toString(36).slice(2)}`;
-    const su = new pg.Client({ connectionString: server.url });
-    await su.connect();
-    await su.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
-    await su.end();
-    const u = new URL(server.url);
-    u.username = role;
-    u.password = password;
-    const url = u.toString();
+    const url = await ordinaryRoleUrl(server, uniqueName('fleet_app'));
     const port = server.port;
 
     const mon = await startFleetMonitoring(t);

@@ -20,7 +20,7 @@ import { run } from '../src/cli/main.js';
 import { DbPoolInstrumentation, startPrometheusExporter } from '../instrumentations/index.js';
 import { TOKEN, adminFor } from './admin-helpers.js';
 import { adminClient, databaseUrl, eventually, uniqueName } from './helpers.js';
-import { startOwnServer, type OwnServer } from '../reliability/support/own-server.js';
+import { ordinaryRoleUrl, startOwnServer, type OwnServer } from '../reliability/support/own-server.js';
 import { startPgBouncer } from './support/pgbouncer.js';
 import { findTool, requireTool, run as runTool, withTools } from './support/prometheus-tools.js';
 
@@ -59,18 +59,7 @@ test.after.always(async () => {
 });
 
 /** A non-superuser role on the own server (superusers may take the reserved slots). */
-async function appRoleUrl(server: OwnServer): Promise<string> {
-  const role = uniqueName('budget_app');
-  const password = `pw-${Math.random().toString(36).slice(2)}`;
-  const su = new pg.Client({ connectionString: server.url });
-  await su.connect();
-  await su.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
-  await su.end();
-  const u = new URL(server.url);
-  u.username = role;
-  u.password = password;
-  return u.toString();
-}
+const appRoleUrl = (server: OwnServer): Promise<string> => ordinaryRoleUrl(server, uniqueName('budget_app'));
 
 test.serial('a pool reads its server budget on its first connection: the server\'s own settings, usable slots, backends, and this process\'s claims', async (t) => {
   const admin = await adminClient(t);

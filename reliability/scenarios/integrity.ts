@@ -37,26 +37,24 @@ export async function integrityScenario(ctx: ScenarioContext, size: IntegritySiz
   let present = -1;
   let phantom = -1;
   try {
-    // 1. Careless releases and honest writes, interleaved on a small pool.
+    // 1. Careless releases and honest writes, interleaved on a small pool by 16 callers at a time
+    //    (each careless release costs a connection, so all at once would only measure reconnects).
     const inFlight: Promise<unknown>[] = [];
-    const work: Promise<unknown>[] = [];
-    for (let i = 0; i < size.calls; i++) {
-      work.push(
-        ledger.track(async () => {
+    let next = 0;
+    const worker = async () => {
+      for (let id = next++; id < size.calls; id = next++) {
+        await ledger.track(async () => {
           const c = await db.acquire('main');
           inFlight.push(c.query('BEGIN').catch(() => undefined)); // no await: the bug under test
           c.release();
-        }, 30_000),
-      );
-      const id = i;
-      work.push(
-        ledger.track(async () => {
+        }, 30_000);
+        await ledger.track(async () => {
           const r = await db.query('main', `INSERT INTO ${table} VALUES ($1, 'honest')`, [id]);
           if (r.rowCount === 1) acked.add(id);
-        }, 30_000),
-      );
-    }
-    await Promise.all(work);
+        }, 30_000);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
     await Promise.all(inFlight);
 
     // 2. Transactions that swallow a failed statement: COMMIT is answered with ROLLBACK.

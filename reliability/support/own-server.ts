@@ -191,3 +191,22 @@ export async function startOwnServer(options: OwnServerOptions = {}): Promise<Ow
     },
   };
 }
+
+/**
+ * A new LOGIN role (not a superuser, so the reserved slots are not its to take) on `server`, and the
+ * server's URL with its credentials.
+ */
+export async function ordinaryRoleUrl(server: OwnServer, name: string): Promise<string> {
+  const password = `pw-${Math.random().toString(36).slice(2)}`;
+  const su = new pg.Client({ connectionString: server.url });
+  await su.connect();
+  try {
+    await su.query(`CREATE ROLE ${name} LOGIN PASSWORD '${password}'`);
+  } finally {
+    await su.end();
+  }
+  const u = new URL(server.url);
+  u.username = name;
+  u.password = password;
+  return u.toString();
+}
