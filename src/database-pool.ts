@@ -4,28 +4,31 @@
  */
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
-import { loadConfigFile } from './config-file.js';
-import { mergePoolConfig, resolvePoolConfig, validatePoolId, type PoolConfig, type ResolvedPoolConfig } from './config.js';
+import { loadConfigFile } from './config/config-file.js';
+import { mergePoolConfig, resolvePoolConfig, validatePoolId, type PoolConfig, type ResolvedPoolConfig } from './config/config.js';
 import { DbPoolError, InvalidConfigError, PoolClosedError, PoolExistsError, PoolNotFoundError, TransactionRolledBackError, type ConfigIssue } from './errors.js';
-import { ManagedPool, type ConnectionInfo, type FailureBehaviour, type LeakReport, type PendingReleaseReport, type PoolStatus } from './managed-pool.js';
-import type { DetailedMetrics, PoolMetrics, QueryMetrics } from './metrics.js';
-import type { SlowQueryMessage } from './channels.js';
+import { ManagedPool, type ConnectionInfo, type FailureBehaviour, type PoolStatus } from './pool/managed-pool.js';
+import type { DetailedMetrics, PoolMetrics, QueryMetrics } from './pool/metrics.js';
 import type { SlowQuery } from './stats/slow-query-log.js';
 import type { Knex } from 'knex';
 import { startAdminServer as startAdminEndpoint, type AdminServer, type AdminServerOptions } from './admin/admin-server.js';
-import { PATCHABLE_SETTINGS } from './admin/protocol.js';
+import { LIVE_SETTINGS as LIVE_SETTING_NAMES } from './config/live-settings.js';
 import { knexConfig as buildKnexConfig, type KnexConfigOptions } from './adapters/knex-config.js';
 import { pgPool as buildPgPool, type PgCompatiblePool, type PgPoolFaceOptions } from './adapters/pg-pool.js';
-import { ReplicaSet, unreachable } from './replica-set.js';
+import { ReplicaSet, unreachable } from './routing/replica-set.js';
 import { AlertEvaluator, type AlertEvaluatorOptions } from './alerts/alert-evaluator.js';
 import type { AlertHandler } from './alerts/alert-handler.js';
-import { FailoverController, RECOVERY_DEFAULTS, type RecoveryOptions } from './failover.js';
-import { HEALTH_DEFAULTS, probe, deepHealthCheck, healthCheck, type DeepHealthReport, type HealthOptions, type HealthReport } from './health.js';
-import { diagnoseLeaks, diagnosePerformance, type LeakDiagnosis, type PerformanceDiagnosis } from './diagnosis.js';
-import { AUTO_TUNE_DEFAULTS, decidePoolSize, decideTimeouts, type AutoTuneOptions, type PoolSizeDecision, type ResolvedAutoTune, type TimeoutDecision } from './tuning.js';
-import type { CallLimits, PooledConnection, QueryInput, QueryResult } from './pooled-connection.js';
-import { processGlobal, registerPool, unregisterPool } from './registry.js';
-import { stripUndefined } from './object-utils.js';
+import { FailoverController, RECOVERY_DEFAULTS, type RecoveryOptions } from './routing/failover.js';
+import { HEALTH_DEFAULTS, probe, deepHealthCheck, healthCheck, type DeepHealthReport, type HealthOptions, type HealthReport } from './ops/health.js';
+import { diagnoseLeaks, diagnosePerformance, type LeakDiagnosis, type PerformanceDiagnosis } from './ops/diagnosis.js';
+import { AUTO_TUNE_DEFAULTS, decidePoolSize, decideTimeouts, type AutoTuneOptions, type PoolSizeDecision, type ResolvedAutoTune, type TimeoutDecision } from './ops/tuning.js';
+import type { CallLimits, PooledConnection, QueryInput, QueryResult } from './pool/pooled-connection.js';
+import { registerPool, unregisterPool } from './pool/registry.js';
+import { registerConfigReader } from './internal-config.js';
+import type { CallOptions, DatabasePoolEvents, QueryOptions, TransactionOptions } from './pool-api.js';
+import { stripUndefined } from './util/object-utils.js';
+
+export type { CallOptions, DatabasePoolEvents, IsolationLevel, QueryOptions, TransactionOptions } from './pool-api.js';
 
 /** Options of {@link DatabasePool}. */
 export interface DatabasePoolOptions {
@@ -47,73 +50,8 @@ export interface DatabasePoolOptions {
   alerts?: AlertEvaluatorOptions;
 }
 
-/** Isolation levels accepted by {@link DatabasePool.transaction}. */
-export type IsolationLevel = 'READ UNCOMMITTED' | 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
-
-export interface TransactionOptions extends CallOptions {
-  isolationLevel?: IsolationLevel | Lowercase<IsolationLevel>;
-  /** READ ONLY; runs on a read replica when the pool has healthy ones. */
-  readOnly?: boolean;
-}
-
-/**
- * Limits of one call, its wait for a connection included. When one is reached the running
- * statement is cancelled on the server (a CancelRequest, as `pg_cancel_backend`) and its answer
- * awaited, so the connection goes back to the pool clean.
- */
-export interface CallOptions {
-  /** The whole call ends within this many ms: QUERY_TIMEOUT (the pool's `queryTimeoutMs` still applies per statement). */
-  timeoutMs?: number;
-  /** Aborting it ends the call: QUERY_ABORTED, with the signal's reason as `cause`. */
-  signal?: AbortSignal;
-}
-
-/** Options of {@link DatabasePool.query}. */
-export interface QueryOptions extends CallOptions {
-  /** The statement only reads: send it to a healthy read replica when the pool has one. */
-  readOnly?: boolean;
-}
-
-/** Events emitted by {@link DatabasePool}. */
-export interface DatabasePoolEvents {
-  /**
-   * A connection reported an error or closed on its own (killed, network); it will not be reused.
-   * `idle`: it was in the pool, lent to nobody (it has already left the counts). `client` (not
-   * enumerable: dumps don't show it) is the raw `pg.Client`, for identification only.
-   */
-  connectionError: [{ poolId: string; connectionId: number; error: Error | undefined; idle: boolean; client: pg.Client }];
-  /** A connection was closed (idle timeout, lifetime, maxUses, broken, pool closed); `client` as in connectionError. */
-  connectionClosed: [{ poolId: string; connectionId: number; client: pg.Client }];
-  /** A loan held past `leakDetectionThresholdMs` (kind 'suspected', once per loan) or taken back ('reclaimed'). */
-  leak: [LeakReport];
-  /** A query slower than `slowQueryThresholdMs`. */
-  slowQuery: [SlowQueryMessage];
-  /**
-   * A loan was released with statements still in flight (a missing `await`). Its connection is
-   * lent to nobody until they are answered, then checked (closed if it is inside a transaction).
-   */
-  releasedWithPending: [PendingReleaseReport];
-  /** Auto-recovery moved: recovering, recovered, failed-over, failed-back, recovery-failed. */
-  recovery: [{ poolId: string; event: string; detail: Record<string, unknown> }];
-}
-
 /** Settings a running pool takes without a restart (the admin endpoint's patchable ones); changing any other one restarts the pool. */
-const LIVE_SETTINGS = new Set<string>(PATCHABLE_SETTINGS);
-
-/**
- * Unredacted configs, for adapters inside the package (knex needs them to cancel queries). Shared by
- * the ESM and CommonJS builds, so an adapter of one build works with a DatabasePool of the other.
- */
-const configReaders = processGlobal('db-pool-otel.config-readers.v1', () => new WeakMap<DatabasePool, (poolId: string) => ResolvedPoolConfig>());
-
-/**
- * @internal The unredacted config of a pool (with its password). Not exported from the package root.
- */
-export function internalPoolConfig(db: DatabasePool, poolId: string): ResolvedPoolConfig {
-  const read = configReaders.get(db);
-  if (!read) throw new TypeError('internalPoolConfig: not a DatabasePool of db-pool-otel');
-  return read(poolId);
-}
+const LIVE_SETTINGS = new Set<string>(LIVE_SETTING_NAMES);
 
 const ISOLATION_LEVELS = new Set<string>(['READ UNCOMMITTED', 'READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE']);
 
@@ -145,7 +83,7 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
 
   constructor(options: DatabasePoolOptions = {}) {
     super();
-    configReaders.set(this, (poolId) => this.#get(poolId).config);
+    registerConfigReader(this, (poolId) => this.#get(poolId).config);
     this.#configFile = options.configFile ?? process.env.DB_POOL_CONFIG;
     this.#logger = options.logger === undefined ? console : options.logger;
     this.#health = { ...HEALTH_DEFAULTS, ...stripUndefined(options.health ?? {}) };

@@ -3,7 +3,7 @@
  * id of the request that caused them. An instrumentation registers a provider here when enabled
  * (and removes it when disabled); the core calls it only on those rare paths, never per query.
  */
-import { processGlobal } from './registry.js';
+import { processGlobal } from './util/process-global.js';
 
 type TraceIdProvider = () => string | undefined;
 

@@ -13,8 +13,8 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { describeQuery, fingerprintSql } from '../src/index.js';
-import { Connection } from '../src/connection.js';
-import { DESCRIBE_MAX_CHARS, FINGERPRINT_MAX_TOKENS } from '../src/sql.js';
+import { Connection } from '../src/pool/connection.js';
+import { DESCRIBE_MAX_CHARS, FINGERPRINT_MAX_TOKENS } from '../src/sql/describe.js';
 import { PoolStats } from '../src/stats/pool-stats.js';
 import { databaseUrl, newDb } from './helpers.js';
 

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import dc from 'node:diagnostics_channel';
 import pg from 'pg';
 import { CHANNELS, describeQuery, fingerprintSql, sanitizeSql, type SlowQueryMessage } from '../src/index.js';
-import { watchSessionSettings } from '../src/connection.js';
+import { watchSessionSettings } from '../src/pool/connection.js';
 import { databaseUrl, newDb } from './helpers.js';
 import { setupOtel, spanText } from './instrumentation-helpers.js';
 

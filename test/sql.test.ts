@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { describeQuery, sanitizeSql, fingerprintSql } from '../src/sql.js';
+import { describeQuery, sanitizeSql, fingerprintSql } from '../src/sql/describe.js';
 
 const HEX16 = /^[0-9a-f]{16}$/;
 

@@ -8,7 +8,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { DatabasePool, describeQuery } from '../../src/index.js';
-import { DESCRIBE_MAX_CHARS } from '../../src/sql.js';
+import { DESCRIBE_MAX_CHARS } from '../../src/sql/describe.js';
 import { collectGarbage, settledMemory } from '../support/gc.js';
 import { inMemoryOtel } from '../support/otel.js';
 import { CallLedger, Checks, formatCodes, type ScenarioContext, type ScenarioResult } from '../support/outcomes.js';

@@ -17,13 +17,14 @@
  * timeouts, reaping) belong to the pool: a warning names them; set them in its PoolConfig.
  */
 import type pg from 'pg';
-import type { ResolvedPoolConfig } from '../config.js';
-import { internalPoolConfig, type DatabasePool } from '../database-pool.js';
+import type { ResolvedPoolConfig } from '../config/config.js';
+import { internalPoolConfig } from '../internal-config.js';
+import type { PoolSource } from './pool-source.js';
 import { AcquireTimeoutError } from '../errors.js';
-import type { PooledConnection } from '../pooled-connection.js';
+import type { PooledConnection } from '../pool/pooled-connection.js';
 import type { KnexParts, KnexPgClientClass, KnexPgClientInternals } from './knex-loader.js';
 import { clientMember, queryOnLoan, type LoanQueryContext } from './loan-query.js';
-import { clientConfig, connectionTarget } from '../connection-factory.js';
+import { clientConfig, connectionTarget } from '../pool/connection-factory.js';
 
 /** knex's `pool.afterCreate`: called once per physical connection before knex first uses it. */
 export type KnexAfterCreate = (connection: pg.Client, done: (err?: Error | null, connection?: pg.Client) => void) => void;
@@ -100,7 +101,7 @@ class KnexPoolView {
   readonly #queue: SlotWaiter[] = [];
 
   constructor(
-    private readonly db: DatabasePool,
+    private readonly db: PoolSource,
     readonly poolId: string,
     /** knex's `pool.max`; Infinity when not set. */
     readonly knexMax: number = Infinity,
@@ -223,7 +224,7 @@ function acquireLimit(...limits: unknown[]): number | undefined {
  * Builds the client class for one `knexConfig()` call. `db` and `poolId` live in the closure, so
  * knex's transaction clients (made with `Object.create(client.constructor.prototype)`) reach them too.
  */
-export function createKnexClientClass(parts: KnexParts, db: DatabasePool, poolId: string): KnexPgClientClass {
+export function createKnexClientClass(parts: KnexParts, db: PoolSource, poolId: string): KnexPgClientClass {
   const ctx: LoanQueryContext = { db, poolId };
   /** Physical connections this knex instance has prepared (afterCreate run). */
   const prepared = new WeakSet<pg.Client>();

@@ -10,7 +10,8 @@
  * await k.destroy();   // knex lets go of the pool; the pool stays open (db.close() closes it)
  */
 import type { Knex } from 'knex';
-import { internalPoolConfig, type DatabasePool } from '../database-pool.js';
+import { internalPoolConfig } from '../internal-config.js';
+import type { PoolSource } from './pool-source.js';
 import { connectionView, createKnexClientClass, type KnexAfterCreate } from './knex-client.js';
 import { loadKnex } from './knex-loader.js';
 
@@ -37,7 +38,7 @@ export interface KnexConfigOptions {
  *
  * Throws POOL_NOT_FOUND for an unknown pool, INVALID_CONFIG when knex 3.x is not installed.
  */
-export function knexConfig(db: DatabasePool, poolId: string, options: KnexConfigOptions = {}): Knex.Config {
+export function knexConfig(db: PoolSource, poolId: string, options: KnexConfigOptions = {}): Knex.Config {
   const resolved = internalPoolConfig(db, poolId);
   const parts = loadKnex();
   const client = createKnexClientClass(parts, db, poolId);

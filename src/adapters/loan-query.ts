@@ -6,12 +6,13 @@
  */
 import type pg from 'pg';
 import { queryChannel, tracingActive, type QueryMessage, type ServerInfo } from '../channels.js';
-import { sqlStateOf } from '../connection.js';
-import { serverInfo } from '../connection-factory.js';
-import { internalPoolConfig, type DatabasePool } from '../database-pool.js';
+import { sqlStateOf } from '../pool/connection.js';
+import { serverInfo } from '../pool/connection-factory.js';
+import { internalPoolConfig } from '../internal-config.js';
+import type { PoolSource } from './pool-source.js';
 import { ConnectionRevokedError } from '../errors.js';
 import { driverCallRunner } from '../trace-context.js';
-import type { PooledConnection, QueryInput } from '../pooled-connection.js';
+import type { PooledConnection, QueryInput } from '../pool/pooled-connection.js';
 
 type QueryCallback = (err: Error | null, result?: pg.QueryResult) => void;
 
@@ -31,7 +32,7 @@ export function isSubmittable(value: unknown): value is pg.Submittable {
 }
 
 /** Where a pool's queries go, for the query messages of submittables (as the core reports it). */
-function serverInfoOf(db: DatabasePool, poolId: string): ServerInfo {
+function serverInfoOf(db: PoolSource, poolId: string): ServerInfo {
   try {
     return serverInfo(internalPoolConfig(db, poolId));
   } catch {
@@ -42,7 +43,7 @@ function serverInfoOf(db: DatabasePool, poolId: string): ServerInfo {
 
 /** Who is asking: the pool, and how to describe its server. */
 export interface LoanQueryContext {
-  readonly db: DatabasePool;
+  readonly db: PoolSource;
   readonly poolId: string;
 }
 

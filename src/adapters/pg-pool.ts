@@ -29,9 +29,11 @@
  */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import { internalPoolConfig, type DatabasePool, type DatabasePoolEvents } from '../database-pool.js';
+import { internalPoolConfig } from '../internal-config.js';
+import type { DatabasePoolEvents } from '../pool-api.js';
+import type { PoolSource } from './pool-source.js';
 import { DbPoolError } from '../errors.js';
-import type { PooledConnection, QueryInput } from '../pooled-connection.js';
+import type { PooledConnection, QueryInput } from '../pool/pooled-connection.js';
 import { clientMember, isSubmittable, queryOnLoan, type LoanQueryContext } from './loan-query.js';
 
 /** Options of a face that pg.Pool takes too; the pool-wide ones are the pool's PoolConfig. */
@@ -51,7 +53,7 @@ export interface PgPoolFaceOptions {
 type Release = (err?: Error | boolean) => void;
 
 /** The DatabasePool behind each face (read by the count getters, defined outside the class). */
-const dbOf = new WeakMap<object, DatabasePool>();
+const dbOf = new WeakMap<object, PoolSource>();
 
 /** One physical connection as the faces show it. */
 interface FaceClient {
@@ -105,7 +107,7 @@ export class PgCompatiblePool extends pg.Pool {
     runQuery = (face, args) => face.#query(args);
   }
 
-  readonly #db: DatabasePool;
+  readonly #db: PoolSource;
   readonly #ctx: LoanQueryContext;
   readonly #options: PgPoolFaceOptions;
   /** The pool this face lends from. */
@@ -124,7 +126,7 @@ export class PgCompatiblePool extends pg.Pool {
     if (e.poolId === this.poolId) this.emit('remove', faceClient(this.#ctx, e.client).proxy);
   };
 
-  constructor(db: DatabasePool, poolId: string, options: PgPoolFaceOptions = {}) {
+  constructor(db: PoolSource, poolId: string, options: PgPoolFaceOptions = {}) {
     const cfg = internalPoolConfig(db, poolId);
     // pg's options object, for code that reads it; nothing here opens a connection.
     super({ max: cfg.max, min: cfg.min, idleTimeoutMillis: cfg.idleTimeoutMs, connectionTimeoutMillis: cfg.acquireTimeoutMs, application_name: cfg.applicationName, maxUses: cfg.maxUses || undefined, allowExitOnIdle: cfg.allowExitOnIdle });
@@ -362,6 +364,6 @@ function status(face: PgCompatiblePool): { total: number; idle: number; waiting:
  * import { drizzle } from 'drizzle-orm/node-postgres';
  * const orm = drizzle({ client: pgPool(db, 'main') });
  */
-export function pgPool(db: DatabasePool, poolId: string, options?: PgPoolFaceOptions): PgCompatiblePool {
+export function pgPool(db: PoolSource, poolId: string, options?: PgPoolFaceOptions): PgCompatiblePool {
   return new PgCompatiblePool(db, poolId, options);
 }

@@ -23,9 +23,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import type { DatabasePool } from '../database-pool.js';
+import type { AdminPools } from './pools.js';
 import { DbPoolError, InvalidConfigError, type ConfigIssue } from '../errors.js';
-import { REDACTED } from '../config.js';
+import { REDACTED } from '../config/config.js';
 import { AdminHttpError, closeWithBadRequest, closeWithTimeout, discardBody, enforceHeaderDeadline, hasBody, readJsonBody, sendJson } from './http.js';
 import { DEFAULT_ADMIN_PORT, DEFAULT_MAX_BODY_BYTES, isLoopback, MIN_TOKEN_LENGTH, type AdminErrorBody, type AdminIssue } from './protocol.js';
 import { ADMIN_ROUTES, isEchoable, type AdminRoute } from './routes.js';
@@ -117,7 +117,7 @@ function wholeNumber(min: number, max: number, unit = '') {
  * const admin = await startAdminServer(db, { token: process.env.DB_POOL_ADMIN_TOKEN });
  * console.log(`admin endpoint on ${admin.url}`);
  */
-export async function startAdminServer(db: DatabasePool, options: AdminServerOptions = {}): Promise<AdminServer> {
+export async function startAdminServer(db: AdminPools, options: AdminServerOptions = {}): Promise<AdminServer> {
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) {
     const issues: ConfigIssue[] = parsed.error.issues.map((i) => {

@@ -4,6 +4,11 @@
  * Types, constants and dependency-free helpers only, so the CLI can import it without loading the
  * pool core.
  */
+import { LIVE_SETTINGS } from '../config/live-settings.js';
+
+/** The report bodies of `GET /health` and `GET /pools/:id/diagnosis` (types only: nothing of the core loads). */
+export type { HealthReport } from '../ops/health.js';
+export type { LeakDiagnosis, PerformanceDiagnosis } from '../ops/diagnosis.js';
 
 /** Port of `startAdminServer` when none is given, and of the CLI's default `--url`. */
 export const DEFAULT_ADMIN_PORT = 9000;
@@ -22,20 +27,7 @@ export const MIN_TOKEN_LENGTH = 16;
  * `connection`, `applicationName`, `backup` and `readReplicas` are deliberately absent: redirecting a
  * pool to another server is not an operation to expose over HTTP.
  */
-export const PATCHABLE_SETTINGS = [
-  'min',
-  'max',
-  'acquireTimeoutMs',
-  'queryTimeoutMs',
-  'idleTimeoutMs',
-  'maxLifetimeMs',
-  'maxWaitingClients',
-  'validateOnBorrow',
-  'leakDetectionThresholdMs',
-  'leakReclaimMs',
-  'slowQueryThresholdMs',
-  'metricsWindowMs',
-] as const;
+export const PATCHABLE_SETTINGS = LIVE_SETTINGS;
 
 export type PatchableSetting = (typeof PATCHABLE_SETTINGS)[number];
 

@@ -4,17 +4,17 @@
  * (`admin-server.ts` turns library errors into status codes).
  */
 import { z } from 'zod';
-import type { DatabasePool } from '../database-pool.js';
+import type { AdminPools } from './pools.js';
 import { AdminHttpError } from './http.js';
-import { POOL_SETTINGS } from '../config.js';
+import { POOL_SETTINGS } from '../config/config.js';
 import { PATCHABLE_SETTINGS, type AdminIssue, type ConfigChange, type PoolSummary } from './protocol.js';
-import { valueAt } from '../object-utils.js';
+import { valueAt } from '../util/object-utils.js';
 
 /** Who may call a route: anyone (liveness), readers, or writers (a token is configured and presented). */
 export type RouteAccess = 'public' | 'read' | 'write';
 
 export interface RouteContext {
-  db: DatabasePool;
+  db: AdminPools;
   /** Path parameters, decoded (`id` for `/pools/:id/...`). */
   params: Record<string, string>;
   query: URLSearchParams;
@@ -183,7 +183,7 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
   },
 ];
 
-function poolSummary(db: DatabasePool, poolId: string): PoolSummary[] {
+function poolSummary(db: AdminPools, poolId: string): PoolSummary[] {
   try {
     const s = db.getPoolStatus(poolId);
     return [

@@ -24,9 +24,9 @@
  * them. A handler that throws is logged and does not stop the others.
  */
 import { z } from 'zod';
-import { bool, ms, zodIssues } from '../config-schema.js';
+import { bool, ms, zodIssues } from '../config/config-schema.js';
 import { InvalidConfigError, type ConfigIssue } from '../errors.js';
-import { describeError } from '../object-utils.js';
+import { describeError } from '../util/object-utils.js';
 import { alertDedupKey, type AlertContext, type AlertHandler, type LeakedConnectionInfo, type PoolActions, type ResolvedAlert } from './alert-handler.js';
 import type { AlertKind } from './types.js';
 

@@ -13,8 +13,8 @@
 import { hostname } from 'node:os';
 import { inspect } from 'node:util';
 import { InvalidConfigError } from '../errors.js';
-import { describeError, round3 } from '../object-utils.js';
-import { AUTO_TUNE_DEFAULTS } from '../tuning.js';
+import { describeError, round3 } from '../util/object-utils.js';
+import { AUTO_TUNE_DEFAULTS } from '../ops/tuning.js';
 import { Scrubber, validateHandlerOptions, type ChannelConfig, type RetryOptions } from './channel-config.js';
 import { EmailChannel } from './channels/email.js';
 import { PagerDutyChannel } from './channels/pagerduty.js';

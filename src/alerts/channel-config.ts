@@ -1,14 +1,14 @@
 /**
  * Alert channel configuration: the schema, validation into one issue per problem (the style of
- * `src/config.ts`), and redaction. Webhook URLs, Slack URLs, custom headers, PagerDuty routing keys
+ * `src/config/config.ts`), and redaction. Webhook URLs, Slack URLs, custom headers, PagerDuty routing keys
  * and SMTP passwords are secrets: issues, `describe()` output and log lines never carry them.
  */
 import { z } from 'zod';
-import { REDACTED, redactUrl } from '../config.js';
-import { bool, int, ms, nonEmptyStr, str, zodIssues } from '../config-schema.js';
+import { REDACTED, redactUrl } from '../config/config.js';
+import { bool, int, ms, nonEmptyStr, str, zodIssues } from '../config/config-schema.js';
 import { InvalidConfigError, type ConfigIssue } from '../errors.js';
 import { ALERT_LEVELS, type AlertLevel } from './types.js';
-import { closest, describeShape, redactUnknown, safeDecode, stripUndefined } from '../object-utils.js';
+import { closest, describeShape, redactUnknown, safeDecode, stripUndefined } from '../util/object-utils.js';
 
 interface ChannelCommon {
   /** Alerts below this level skip the channel (default 'info': everything). */

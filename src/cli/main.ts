@@ -10,9 +10,7 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_ADMIN_URL, isLoopback, type ConfigChange, type PoolSummary } from '../admin/protocol.js';
-import type { LeakDiagnosis, PerformanceDiagnosis } from '../diagnosis.js';
-import type { HealthReport } from '../health.js';
+import { DEFAULT_ADMIN_URL, isLoopback, type ConfigChange, type HealthReport, type LeakDiagnosis, type PerformanceDiagnosis, type PoolSummary } from '../admin/protocol.js';
 import { CliError, EXIT, displayUrl, request, type Endpoint } from './client.js';
 import { grafanaText, writeGrafanaCopies, type GrafanaCommandOptions } from './grafana-command.js';
 import { DEFAULT_RUNBOOK_BASE, METRIC_NAMINGS } from './grafana-render.js';

@@ -3,7 +3,7 @@
  * entry's text is kept to at most 16 KiB (`capSqlText`), so the ring's size is bounded too.
  */
 import type { SlowQueryMessage } from '../channels.js';
-import { capSqlText } from '../sql.js';
+import { capSqlText } from '../sql/describe.js';
 
 /** One slow query, as `getSlowQueries` returns it. */
 export interface SlowQuery {

@@ -6,7 +6,7 @@
  * Bounded in size too: a statement's text is kept to at most 16 KiB (`capSqlText`; sanitized texts
  * from `describeQuery` already are), so the table holds a few MB at most, whatever the statements.
  */
-import { capSqlText } from '../sql.js';
+import { capSqlText } from '../sql/describe.js';
 import { bucketOf, percentileOf } from './log-histogram.js';
 
 /** Aggregates of one statement, as reported. Times in milliseconds. */

@@ -5,7 +5,7 @@
  * Subject: `[db-pool-otel] CRITICAL: PoolDown on pool "main"` (or `... RESOLVED: ...`); the body
  * holds the message and the facts.
  */
-import { REDACTED } from '../../config.js';
+import { REDACTED } from '../../config/config.js';
 import type { EmailChannelConfig, SmtpConfig } from '../channel-config.js';
 import { DeliveryError, type Alert, type AlertChannel, type AlertLevel } from '../types.js';
 

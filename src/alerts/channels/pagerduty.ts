@@ -2,7 +2,7 @@
  * PagerDuty Events API v2 channel. A firing alert is a `trigger` event, a resolved one a `resolve`
  * event with the same `dedup_key` (stable per pool and condition), which closes the incident.
  */
-import { redactUrl, REDACTED } from '../../config.js';
+import { redactUrl, REDACTED } from '../../config/config.js';
 import { DEFAULT_PAGERDUTY_EVENTS_URL, type PagerDutyChannelConfig } from '../channel-config.js';
 import { DeliveryError, type Alert, type AlertChannel, type AlertLevel } from '../types.js';
 import { postJson } from './http.js';

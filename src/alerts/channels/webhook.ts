@@ -4,7 +4,7 @@
  * Payload: `{ version: 1, level, message, poolId, kind, status: 'firing' | 'resolved', dedupKey,
  * timestamp, source, details }`.
  */
-import { REDACTED } from '../../config.js';
+import { REDACTED } from '../../config/config.js';
 import { redactEndpoint, urlSecrets, type WebhookChannelConfig } from '../channel-config.js';
 import type { Alert, AlertChannel, AlertLevel } from '../types.js';
 import { postJson } from './http.js';

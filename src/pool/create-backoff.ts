@@ -4,7 +4,7 @@
  * attempt after a success goes straight through; after a failure, attempts run one at a time,
  * spaced by an exponential delay with jitter (base × 2^n, capped), until one succeeds.
  */
-import { Sleeper } from './sleeper.js';
+import { Sleeper } from '../util/sleeper.js';
 
 export class CreateBackoff {
   #failures = 0;

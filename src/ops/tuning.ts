@@ -3,11 +3,11 @@
  * derived from measured probe latency. Decisions are pure functions of measurements; the pool
  * applies them through `updatePoolConfig`, so every change is validated like a user's.
  */
-import type { ManagedPool } from './managed-pool.js';
+import type { ManagedPool } from '../pool/managed-pool.js';
 import { probe } from './health.js';
-import { InvalidConfigError } from './errors.js';
-import { round3 } from './object-utils.js';
-import { instanceClaims, TOO_MANY_CONNECTIONS_BACKOFF_MS } from './server-budget.js';
+import { InvalidConfigError } from '../errors.js';
+import { round3 } from '../util/object-utils.js';
+import { instanceClaims, TOO_MANY_CONNECTIONS_BACKOFF_MS } from '../pool/server-budget.js';
 
 /** Thresholds of the sizing rule and bounds of auto-tuning. */
 export interface AutoTuneOptions {

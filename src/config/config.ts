@@ -8,8 +8,8 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { bool, int, ms, nonEmptyStr, str, zodIssues } from './config-schema.js';
-import { InvalidConfigError } from './errors.js';
-import { REDACTED, issueValue, redactUnknown, safeDecode, stripUndefined, type ShownFields } from './object-utils.js';
+import { InvalidConfigError } from '../errors.js';
+import { REDACTED, issueValue, redactUnknown, safeDecode, stripUndefined, type ShownFields } from '../util/object-utils.js';
 
 export { REDACTED };
 

@@ -2,8 +2,8 @@
  * The ops guide's diagnosis reports, drawn from a pool's own numbers: what is wrong, how bad, and
  * what to do about it.
  */
-import type { ConnectionInfo, ManagedPool } from './managed-pool.js';
-import type { SlowQuery } from './stats/slow-query-log.js';
+import type { ConnectionInfo, ManagedPool } from '../pool/managed-pool.js';
+import type { SlowQuery } from '../stats/slow-query-log.js';
 import { AUTO_TUNE_DEFAULTS } from './tuning.js';
 
 export type Severity = 'low' | 'medium' | 'high' | 'critical';

@@ -17,8 +17,8 @@ type Yaml = typeof import('yaml');
 let yamlModule: Promise<Yaml> | undefined;
 const loadYaml = (): Promise<Yaml> => (yamlModule ??= import('yaml'));
 import { isPoolId, shownValue } from './config.js';
-import { InvalidConfigError, type ConfigIssue } from './errors.js';
-import { safeKey, setOwn } from './object-utils.js';
+import { InvalidConfigError, type ConfigIssue } from '../errors.js';
+import { safeKey, setOwn } from '../util/object-utils.js';
 
 /** Largest config file read (1 MiB): far above any real pool list, small enough to parse in well under a second. */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;

@@ -2,10 +2,10 @@
  * Health checks: every pool probed at once with `SELECT 1` under a per-probe timeout, so one hung
  * server cannot hang the check; and a deep check of one pool against thresholds.
  */
-import type { ManagedPool } from './managed-pool.js';
-import type { PoolMetrics } from './metrics.js';
-import { round3 } from './object-utils.js';
-import type { ServerBudget } from './server-budget.js';
+import type { ManagedPool } from '../pool/managed-pool.js';
+import type { PoolMetrics } from '../pool/metrics.js';
+import { round3 } from '../util/object-utils.js';
+import type { ServerBudget } from '../pool/server-budget.js';
 
 /** Thresholds of the health checks. */
 export interface HealthOptions {

@@ -6,9 +6,9 @@
  * at each switch move to the new pool instead of failing. Every transition is published on
  * `db-pool:pool` and counted in the pool's totals.
  */
-import type { ProbeResult } from './health.js';
-import type { ManagedPool } from './managed-pool.js';
-import { Sleeper } from './sleeper.js';
+import type { ProbeResult } from '../ops/health.js';
+import type { ManagedPool } from '../pool/managed-pool.js';
+import { Sleeper } from '../util/sleeper.js';
 
 /** Settings of auto-recovery (DatabasePool option `recovery`). */
 export interface RecoveryOptions {

@@ -20,9 +20,9 @@ import {
   type QueryMessage,
   type ReleaseMessage,
   type SlowQueryMessage,
-} from './channels.js';
-import { redactDeep, type ResolvedPoolConfig } from './config.js';
-import { Connection, isConnectionLevelError, sqlStateOf } from './connection.js';
+} from '../channels.js';
+import { redactDeep, type ResolvedPoolConfig } from '../config/config.js';
+import { isConnectionLevelError, sqlStateOf } from './connection.js';
 import { ConnectionFactory, sendCancel } from './connection-factory.js';
 import {
   AcquireTimeoutError,
@@ -37,11 +37,11 @@ import {
   QueueFullError,
   TransactionRolledBackError,
   type PoolState,
-} from './errors.js';
+} from '../errors.js';
 import { evictNow, idleResources, installEvictor, refreshTables, setLimits, stopEvictor, withdrawQueuedRequests } from './generic-pool-internals.js';
 import { LeakDetector } from './leak-detector.js';
 import { DetailedMetrics, PoolMetrics, QueryMetrics } from './metrics.js';
-import { PooledConnection, type CallLimits, type LoanOwner, type QueryInput, type QueryResult } from './pooled-connection.js';
+import { PooledConnection, type CallLimits, type LentConnection, type LoanOwner, type QueryInput, type QueryResult } from './pooled-connection.js';
 import {
   BUDGET_BACKENDS_SQL,
   BUDGET_SETTINGS_SQL,
@@ -51,10 +51,10 @@ import {
   type BudgetSettingsRow,
   type ServerBudget,
 } from './server-budget.js';
-import { PoolStats } from './stats/pool-stats.js';
-import { failureSummary, type SlowQuery } from './stats/slow-query-log.js';
-import type { WindowSummary } from './stats/windowed-histogram.js';
-import { activeTraceId, driverCallRunner, runDriverCall } from './trace-context.js';
+import { PoolStats } from '../stats/pool-stats.js';
+import { failureSummary, type SlowQuery } from '../stats/slow-query-log.js';
+import type { WindowSummary } from '../stats/windowed-histogram.js';
+import { activeTraceId, driverCallRunner, runDriverCall } from '../trace-context.js';
 
 /** A live snapshot of a pool's connections and callers. */
 export interface PoolStatus extends PoolState {
@@ -148,7 +148,7 @@ interface Waiter {
   resolve(loan: PooledConnection): void;
   reject(err: Error): void;
   /** The generic-pool request behind it, to withdraw it when the caller is failed or moved. */
-  request?: Promise<Connection>;
+  request?: Promise<LentConnection>;
   /** Links of the waiter list. */
   prev: Waiter | undefined;
   next: Waiter | undefined;
@@ -228,7 +228,7 @@ const OWN_DIR = ownDirectory();
 export class ManagedPool implements LoanOwner {
   #config: ResolvedPoolConfig;
   readonly #factory: ConnectionFactory;
-  readonly #gpool: GenericPool<Connection>;
+  readonly #gpool: GenericPool<LentConnection>;
   // The acquire-timeout timer stays set after its waiters are served (no churn); while nobody
   // waits it must not keep the process alive (a DatabasePool never closed still lets it exit).
   readonly #waiters = new WaiterList((occupied) => {
@@ -250,7 +250,7 @@ export class ManagedPool implements LoanOwner {
   #timeoutTimer: NodeJS.Timeout | undefined;
   #timeoutAt = Infinity;
   /** Connections released with statements in flight, lent to nobody until those are answered. */
-  readonly #heldBack = new Set<Connection>();
+  readonly #heldBack = new Set<LentConnection>();
   readonly #tableTimer: NodeJS.Timeout;
   /** Closes idle connections when their idle timeout or lifetime ends (see #scheduleEviction). */
   #evictionTimer: NodeJS.Timeout | undefined;
@@ -293,7 +293,7 @@ export class ManagedPool implements LoanOwner {
       numTestsPerEvictionRun: Math.max(3, config.max),
       autostart: true,
     });
-    installEvictor<Connection>(this.#gpool, (pooled, available) => this.#shouldEvict(pooled.obj, pooled.lastIdleTime, available));
+    installEvictor<LentConnection>(this.#gpool, (pooled, available) => this.#shouldEvict(pooled.obj, pooled.lastIdleTime, available));
     // generic-pool reports these as events too; they are handled in the factory.
     this.#gpool.on('factoryCreateError', () => {});
     this.#gpool.on('factoryDestroyError', () => {});
@@ -447,7 +447,7 @@ export class ManagedPool implements LoanOwner {
   }
 
   #lend(
-    conn: Connection,
+    conn: LentConnection,
     started: number,
     startedAt: number,
     msg: AcquireMessage | undefined,
@@ -675,7 +675,7 @@ export class ManagedPool implements LoanOwner {
     const aboveMin = this.#gpool.available > this.#config.min;
     const now = Date.now();
     let next = Infinity;
-    for (const r of idleResources<Connection>(this.#gpool)) {
+    for (const r of idleResources<LentConnection>(this.#gpool)) {
       let at = r.obj.expiresAt;
       if (idleTimeout > 0 && aboveMin) at = Math.min(at, r.lastIdleTime + idleTimeout);
       // Due but answering the pool's budget statement (eviction waits for it): looked at again
@@ -691,7 +691,7 @@ export class ManagedPool implements LoanOwner {
    * A connection reported an error or closed. Idle, it leaves the pool at once (pg.Pool's
    * counts drop at once too); lent, its holder sees the error and the release closes it.
    */
-  #onBroken(conn: Connection, err: Error | undefined): void {
+  #onBroken(conn: LentConnection, err: Error | undefined): void {
     // Lent to nobody: in the pool, or borrowed by the pool itself for a moment (server budget read).
     const idle = conn.loan === undefined && !this.#heldBack.has(conn) && this.#factory.connections.has(conn);
     if (idle) evictNow(this.#gpool);
@@ -764,7 +764,7 @@ export class ManagedPool implements LoanOwner {
   }
 
   async #send<R extends pg.QueryResultRow>(
-    conn: Connection,
+    conn: LentConnection,
     input: QueryInput,
     values: unknown[] | undefined,
     msg: QueryMessage | undefined,
@@ -827,7 +827,7 @@ export class ManagedPool implements LoanOwner {
     }
   }
 
-  #recordQuery(conn: Connection, text: string, started: number, err: unknown, sqlState?: string): void {
+  #recordQuery(conn: LentConnection, text: string, started: number, err: unknown, sqlState?: string): void {
     const now = performance.now();
     const ms = now - started;
     const failed = err !== undefined;
@@ -861,7 +861,7 @@ export class ManagedPool implements LoanOwner {
     }
   }
 
-  #withTimeout<T>(conn: Connection, pending: Promise<T>, timeoutMs: number): Promise<T> {
+  #withTimeout<T>(conn: LentConnection, pending: Promise<T>, timeoutMs: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         // The server may still be running it: the connection is cancelled and closed on release.
@@ -889,7 +889,7 @@ export class ManagedPool implements LoanOwner {
    * that committed is not reported as failed). No answer within CANCEL_GRACE_MS: the connection
    * is discarded.
    */
-  #withinCall<T>(conn: Connection, pending: Promise<T>, queryTimeoutMs: number, limits: CallLimits): Promise<T> {
+  #withinCall<T>(conn: LentConnection, pending: Promise<T>, queryTimeoutMs: number, limits: CallLimits): Promise<T> {
     const callMs = limits.deadline - performance.now();
     if (queryTimeoutMs > 0 && queryTimeoutMs <= callMs && !limits.signal) return this.#withTimeout(conn, pending, queryTimeoutMs);
     return new Promise<T>((resolve, reject) => {
@@ -1142,11 +1142,11 @@ export class ManagedPool implements LoanOwner {
    * An idle connection for the pool's own statement: the one returned longest ago (callers get the
    * most recent first), none while callers wait. Never a new one.
    */
-  #idleForBudget(): Connection | undefined {
+  #idleForBudget(): LentConnection | undefined {
     if (this.#closing || this.#waiters.size > 0) return undefined;
     const now = Date.now();
-    let pick: Connection | undefined;
-    for (const r of idleResources<Connection>(this.#gpool)) if (!this.#factory.budgetReads.has(r.obj) && r.obj.reusable(now).ok) pick = r.obj;
+    let pick: LentConnection | undefined;
+    for (const r of idleResources<LentConnection>(this.#gpool)) if (!this.#factory.budgetReads.has(r.obj) && r.obj.reusable(now).ok) pick = r.obj;
     return pick;
   }
 
@@ -1271,7 +1271,7 @@ export class ManagedPool implements LoanOwner {
    * Decides, per idle connection in an eviction pass: broken or expired ones go; idle ones above
    * `min` go after `idleTimeoutMs`; surplus above a lowered `max` goes; cleanup closes all.
    */
-  #shouldEvict(conn: Connection, lastIdleTime: number, availableCount: number): boolean {
+  #shouldEvict(conn: LentConnection, lastIdleTime: number, availableCount: number): boolean {
     const now = Date.now();
     if (this.#evictAllIdle) return true;
     // Running the pool's budget statement (statements pending): judged once it has answered.

@@ -4,11 +4,12 @@
  */
 import pg from 'pg';
 import type { Factory } from 'generic-pool';
-import { connectChannel, tracingActive, type ConnectMessage, type ServerInfo } from './channels.js';
+import { connectChannel, tracingActive, type ConnectMessage, type ServerInfo } from '../channels.js';
 import { Connection, watchSessionSettings } from './connection.js';
+import type { LentConnection } from './pooled-connection.js';
 import { CreateBackoff } from './create-backoff.js';
-import { secretsOf, type ResolvedPoolConfig } from './config.js';
-import { driverCallRunner, runDriverCall } from './trace-context.js';
+import { secretsOf, type ResolvedPoolConfig } from '../config/config.js';
+import { driverCallRunner, runDriverCall } from '../trace-context.js';
 
 /** Connections idle less than this are lent without a `SELECT 1` even with validateOnBorrow (HikariCP's bypass window). */
 const VALIDATION_BYPASS_MS = 1_000;
@@ -22,9 +23,9 @@ export interface FactoryHooks {
   /** A connect succeeded. */
   onCreateSuccess(): void;
   /** An open connection reported an error or closed on its own. */
-  onBroken(conn: Connection, err: Error | undefined): void;
+  onBroken(conn: LentConnection, err: Error | undefined): void;
   /** A connection left the pool to be closed (called as it leaves, before its `end()`). */
-  onClosed?(conn: Connection): void;
+  onClosed?(conn: LentConnection): void;
   /**
    * Runs on a new connection before anyone is lent it (the pool reads its server's connection
    * budget there on its first connection and after a reconnect). `noConnection`: the pool holds no
@@ -33,7 +34,7 @@ export interface FactoryHooks {
   readBudget?(client: pg.Client, noConnection: boolean): Promise<void>;
 }
 
-export class ConnectionFactory implements Factory<Connection> {
+export class ConnectionFactory implements Factory<LentConnection> {
   readonly backoff: CreateBackoff;
   readonly server: ServerInfo;
   /** Connects in progress (including ones waiting out a backoff). */
@@ -42,9 +43,9 @@ export class ConnectionFactory implements Factory<Connection> {
   attempts = 0;
   failures = 0;
   /** Every open connection, idle or lent. */
-  readonly connections = new Set<Connection>();
+  readonly connections = new Set<LentConnection>();
   /** Idle connections running the pool's server-budget statement, until it is answered (see ManagedPool). */
-  readonly budgetReads = new Map<Connection, Promise<void>>();
+  readonly budgetReads = new Map<LentConnection, Promise<void>>();
   /** Clients still connecting, so closing the pool can abandon them instead of waiting out a connect timeout. */
   readonly #connecting = new Set<pg.Client>();
   created = 0;
@@ -69,7 +70,7 @@ export class ConnectionFactory implements Factory<Connection> {
     this.config = config;
   }
 
-  async create(): Promise<Connection> {
+  async create(): Promise<LentConnection> {
     this.pendingCreates++;
     try {
       const conn = await this.backoff.run((attempt) => {
@@ -95,7 +96,7 @@ export class ConnectionFactory implements Factory<Connection> {
     }
   }
 
-  async #connect(msg?: ConnectMessage): Promise<Connection> {
+  async #connect(msg?: ConnectMessage): Promise<LentConnection> {
     const started = performance.now();
     const client = new (this.config.Client ?? pg.Client)(clientConfig(this.config));
     // Before connect: a session that starts with standard_conforming_strings = off (role, database
@@ -172,7 +173,7 @@ export class ConnectionFactory implements Factory<Connection> {
     return conn;
   }
 
-  async destroy(conn: Connection): Promise<void> {
+  async destroy(conn: LentConnection): Promise<void> {
     if (this.connections.delete(conn)) this.closed++;
     this.#reportClosed(conn);
     if (conn.broken === 'timeout') void sendCancel(conn);
@@ -197,7 +198,7 @@ export class ConnectionFactory implements Factory<Connection> {
    * pg.Pool emits 'remove'. A throw from a listener is rethrown as an uncaught exception, not lost
    * in generic-pool's promise chain.
    */
-  #reportClosed(conn: Connection): void {
+  #reportClosed(conn: LentConnection): void {
     try {
       this.hooks.onClosed?.(conn);
     } catch (err) {
@@ -207,7 +208,7 @@ export class ConnectionFactory implements Factory<Connection> {
     }
   }
 
-  validate(conn: Connection): Promise<boolean> {
+  validate(conn: LentConnection): Promise<boolean> {
     // An idle connection running the pool's own budget statement is lent once it has answered.
     const reading = this.budgetReads.get(conn);
     if (reading !== undefined) return reading.then(() => this.validate(conn));
@@ -331,7 +332,7 @@ export function serverInfo(config: ResolvedPoolConfig): ServerInfo {
  * own, what pg_cancel_backend does). Resolves once the server has taken the request and closed that
  * connection, or after a short bound: from then on the cancel cannot reach a later statement.
  */
-export function sendCancel(conn: Connection): Promise<void> {
+export function sendCancel(conn: LentConnection): Promise<void> {
   const pid = conn.processId;
   const client = conn.client as unknown as { secretKey?: number; host?: string; port?: number };
   if (pid === undefined || client.secretKey === undefined || !client.host) return Promise.resolve();

@@ -5,7 +5,10 @@
  */
 import type pg from 'pg';
 import type { Connection } from './connection.js';
-import { ConnectionRevokedError } from './errors.js';
+import { ConnectionRevokedError } from '../errors.js';
+
+/** A connection of the pool: the loan it holds is one of these. */
+export type LentConnection = Connection<PooledConnection>;
 
 /** What `query` accepts: SQL text, or a `pg` query config (`{ text, values, rowMode, name, types }`). */
 export type QueryInput = string | pg.QueryConfig;
@@ -40,7 +43,7 @@ export class PooledConnection {
   /** @internal Built by the pool. */
   constructor(
     private readonly owner: LoanOwner,
-    /** @internal */ readonly connection: Connection,
+    /** @internal */ readonly connection: LentConnection,
     /** Id of this loan; unique within the process. */
     readonly id: number,
     /** When the loan started (ms since epoch). */

@@ -3,9 +3,9 @@
  * back to the primary when none can serve (down, circuit open) — a read never fails because a
  * replica is gone while the primary is up.
  */
-import type { ManagedPool } from './managed-pool.js';
-import type { PooledConnection } from './pooled-connection.js';
-import { DbPoolError } from './errors.js';
+import type { ManagedPool } from '../pool/managed-pool.js';
+import type { PooledConnection } from '../pool/pooled-connection.js';
+import { DbPoolError } from '../errors.js';
 
 export class ReplicaSet {
   #next = 0;

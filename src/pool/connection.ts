@@ -4,15 +4,18 @@
  * be lent again (pg clients killed while idle or mid-query otherwise look healthy).
  */
 import type pg from 'pg';
-import type { PooledConnection } from './pooled-connection.js';
-import { describeQuery, type QueryDescription } from './sql.js';
+import { describeQuery, type QueryDescription } from '../sql/describe.js';
 
 let nextConnectionId = 1;
 
 /** Why a connection must not be reused. */
 export type BrokenReason = 'error' | 'ended' | 'timeout' | 'revoked';
 
-export class Connection {
+/**
+ * `Loan` is the type of the handle that holds it: the pool's loan (see `LentConnection`), named as a
+ * parameter so a connection needs to know nothing of loans.
+ */
+export class Connection<Loan extends object = object> {
   readonly id = nextConnectionId++;
   readonly createdAt = Date.now();
   /** When it retires (max lifetime minus jitter); Infinity when unlimited. */
@@ -23,7 +26,7 @@ export class Connection {
   /** Id of the loan that holds it now, or that last released it. */
   loanId = 0;
   /** The loan that holds it now (set and cleared by the pool). */
-  loan: PooledConnection | undefined = undefined;
+  loan: Loan | undefined = undefined;
   broken: BrokenReason | undefined;
   /** Why the pool took the connection from its holder (set with broken = 'revoked'). */
   revokedReason: string | undefined;
@@ -43,7 +46,7 @@ export class Connection {
   constructor(
     readonly client: pg.Client,
     maxLifetimeMs: number,
-    onBroken: (conn: Connection, err: Error | undefined) => void,
+    onBroken: (conn: Connection<Loan>, err: Error | undefined) => void,
   ) {
     // Up to 10 % earlier than the limit, so connections made together don't all retire together.
     this.expiresAt = maxLifetimeMs > 0 ? this.createdAt + maxLifetimeMs * (1 - Math.random() * 0.1) : Infinity;

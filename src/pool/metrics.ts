@@ -4,7 +4,7 @@
  * `toJSON()` gives the documented shape with a stable key order (`export-metrics` writes it).
  */
 import type { ServerBudget } from './server-budget.js';
-import type { StatementStats } from './stats/statement-stats.js';
+import type { StatementStats } from '../stats/statement-stats.js';
 
 /** The ops guide's per-pool numbers. */
 export class PoolMetrics {

@@ -4,8 +4,8 @@
  * issues to one {@link ConfigIssue} per problem.
  */
 import { z } from 'zod';
-import type { ConfigIssue } from './errors.js';
-import { closest, safeKey, valueAt } from './object-utils.js';
+import type { ConfigIssue } from '../errors.js';
+import { closest, safeKey, valueAt } from '../util/object-utils.js';
 
 /** A whole number from `min` to `max`; `unit` ends every message. */
 export const int = (min: number, max: number, unit = '') =>

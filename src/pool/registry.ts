@@ -4,14 +4,7 @@
  * they are right with any number of pools and from whenever they start.
  */
 import type { ManagedPool, PoolStatus } from './managed-pool.js';
-
-/**
- * @internal The value kept on `globalThis` under `Symbol.for(key)`, created by `init` on first use:
- * one per process, shared by the ESM and the CommonJS build when both are loaded.
- */
-export function processGlobal<T>(key: string, init: () => T): T {
-  return ((globalThis as Record<symbol, unknown>)[Symbol.for(key)] ??= init()) as T;
-}
+import { processGlobal } from '../util/process-global.js';
 
 // One set per process, even when both the ESM and the CommonJS build are loaded (an app that
 // imports the pools and requires the instrumentation would otherwise see two registries).

@@ -1,0 +1,20 @@
+/** Dependency-free: the admin protocol (and through it the CLI) imports it. */
+
+/**
+ * Settings a running pool takes without a restart (`updatePoolConfig` applies them in place; any other
+ * change restarts the pool). The admin endpoint's config patch may change exactly these.
+ */
+export const LIVE_SETTINGS = [
+  'min',
+  'max',
+  'acquireTimeoutMs',
+  'queryTimeoutMs',
+  'idleTimeoutMs',
+  'maxLifetimeMs',
+  'maxWaitingClients',
+  'validateOnBorrow',
+  'leakDetectionThresholdMs',
+  'leakReclaimMs',
+  'slowQueryThresholdMs',
+  'metricsWindowMs',
+] as const;
