@@ -54,12 +54,19 @@ const nodeFlags = o.node?.split(' ').filter(Boolean);
 
 const procs = Number(o.procs);
 for (const name of o.contenders!.split(',').map((s) => s.trim())) {
-  const samples = new Map<string, { rate: number; cpu: number }[]>([['before', []], ['after', []]]);
-  const perProcess = new Map<string, string[]>([['before', []], ['after', []]]);
+  const samples = new Map<string, { rate: number; cpu: number }[]>([
+    ['before', []],
+    ['after', []],
+  ]);
+  const perProcess = new Map<string, string[]>([
+    ['before', []],
+    ['after', []],
+  ]);
   for (let p = 0; p < procs; p++) {
     const sides = [new Worker(name, { label: 'before', benchDir: baseBench, nodeFlags }), new Worker(name, { label: 'after', nodeFlags })];
     await Promise.all(sides.map((w) => w.request({ t: 'setup', name, options })));
-    const run = (w: Worker, ms: number) => w.request<LoadResult>({ t: 'run', params: { kind }, load: { callers, durationMs: ms, yieldEvery: kind === 'cycle' ? 100 : 0 } });
+    const run = (w: Worker, ms: number) =>
+      w.request<LoadResult>({ t: 'run', params: { kind }, load: { callers, durationMs: ms, yieldEvery: kind === 'cycle' ? 100 : 0 } });
     for (const w of sides) await run(w, durationMs);
     const mine = new Map<string, number[]>(sides.map((w) => [w.label, []]));
     for (let r = 0; r < reps; r++) {
@@ -81,7 +88,12 @@ for (const name of o.contenders!.split(',').map((s) => s.trim())) {
   console.log(
     `${name}, ${kind}, ${callers} callers, ${procs} processes × ${reps} segments per side: CPU µs/op before ${spread(cpuB)}, after ${spread(cpuA)}; ` +
       `paired difference ${spread(paired(cpuA, cpuB, (x, y) => x - y))} µs (${fmt((100 * (median(cpuA) - median(cpuB))) / median(cpuB), 0)} %); ` +
-      `ops/s after/before ${spread(paired(a.map((s) => s.rate), b.map((s) => s.rate)))}; ` +
+      `ops/s after/before ${spread(
+        paired(
+          a.map((s) => s.rate),
+          b.map((s) => s.rate),
+        ),
+      )}; ` +
       `per-process medians before [${perProcess.get('before')!.join(', ')}], after [${perProcess.get('after')!.join(', ')}]`,
   );
 }

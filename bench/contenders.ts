@@ -68,7 +68,12 @@ const genericPool: Factory = async () => {
   const { createPool } = await import('generic-pool');
   const pool = createPool<StubClient>({ create: async () => new StubClient(), destroy: async () => {} }, { max: POOL_MAX });
   return {
-    op: (p) => rawOp(p, async () => pool.acquire(), (r) => void pool.release(r)),
+    op: (p) =>
+      rawOp(
+        p,
+        async () => pool.acquire(),
+        (r) => void pool.release(r),
+      ),
     close: async () => {
       await pool.drain();
       await pool.clear();
@@ -84,10 +89,24 @@ const genericPoolAsOurs: Factory = async () => {
   const { createPool } = await import('generic-pool');
   const pool = createPool<StubClient>(
     { create: async () => new StubClient(), destroy: async () => {}, validate: () => VALID },
-    { max: POOL_MAX, min: 2, testOnBorrow: true, acquireTimeoutMillis: 10_000, maxWaitingClients: 20_000, evictionRunIntervalMillis: 5_000, numTestsPerEvictionRun: POOL_MAX, autostart: true },
+    {
+      max: POOL_MAX,
+      min: 2,
+      testOnBorrow: true,
+      acquireTimeoutMillis: 10_000,
+      maxWaitingClients: 20_000,
+      evictionRunIntervalMillis: 5_000,
+      numTestsPerEvictionRun: POOL_MAX,
+      autostart: true,
+    },
   );
   return {
-    op: (p) => rawOp(p, async () => pool.acquire(), (r) => void pool.release(r).catch(() => {})),
+    op: (p) =>
+      rawOp(
+        p,
+        async () => pool.acquire(),
+        (r) => void pool.release(r).catch(() => {}),
+      ),
     close: async () => {
       await pool.drain();
       await pool.clear();
@@ -100,7 +119,12 @@ const tarn: Factory = async () => {
   const { Pool } = await import('tarn');
   const pool = new Pool<StubClient>({ create: async () => new StubClient(), destroy: () => {}, min: 0, max: POOL_MAX });
   return {
-    op: (p) => rawOp(p, () => pool.acquire().promise, (r) => void pool.release(r)),
+    op: (p) =>
+      rawOp(
+        p,
+        () => pool.acquire().promise,
+        (r) => void pool.release(r),
+      ),
     close: async () => {
       await pool.destroy();
     },
@@ -124,7 +148,8 @@ const tarnHandTelemetry: Factory = async () => {
   const sdk = startSdk({ traces: true });
   const tracer = sdk.tracerProvider!.getTracer('bench-sdk-floor');
   const meter = sdk.meterProvider.getMeter('bench-sdk-floor');
-  const histogram = (name: string, buckets: readonly number[]) => meter.createHistogram(name, { unit: 's', advice: { explicitBucketBoundaries: [...buckets] } });
+  const histogram = (name: string, buckets: readonly number[]) =>
+    meter.createHistogram(name, { unit: 's', advice: { explicitBucketBoundaries: [...buckets] } });
   const waitTime = histogram(sc.METRIC_DB_CLIENT_CONNECTION_WAIT_TIME, sc.POOL_TIME_BUCKETS);
   const useTime = histogram(sc.METRIC_DB_CLIENT_CONNECTION_USE_TIME, sc.POOL_TIME_BUCKETS);
   const duration = histogram(sc.METRIC_DB_CLIENT_OPERATION_DURATION, sc.OPERATION_DURATION_BUCKETS);
@@ -321,7 +346,7 @@ function oursFactory(telemetry: Telemetry, viaKnex = false): Factory {
     }
     const { DatabasePool, knexConfig } = await import('db-pool-otel');
     const db = new DatabasePool({ logger: null });
-    const ids = Array.from({ length: o.pools ?? 1 }, (_, i) => (o.pools ?? 1) > 1 ? `bench${i}` : 'bench');
+    const ids = Array.from({ length: o.pools ?? 1 }, (_, i) => ((o.pools ?? 1) > 1 ? `bench${i}` : 'bench'));
     for (const id of ids) {
       const config: Parameters<typeof db.createPool>[1] = { connection: { connectionString: o.databaseUrl ?? STUB_URL }, max: POOL_MAX };
       if (o.maxWaiting !== undefined) config.maxWaitingClients = o.maxWaiting;

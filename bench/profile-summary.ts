@@ -30,7 +30,7 @@ const inclusive = values.inclusive ? new RegExp(values.inclusive) : undefined;
 /** Where a frame's code lives: our src/, our instrumentations/, a package, or Node itself. */
 function area(url: string): string {
   if (!url) return '(native / V8)';
-  if (url.startsWith('node:')) return 'node:' + url.slice(5).split('/')[0];
+  if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
   const nm = url.lastIndexOf('/node_modules/');
   if (nm >= 0) {
     const rest = url.slice(nm + 14).split('/');
@@ -58,7 +58,7 @@ for (const file of positionals) {
     fn.set(key, (fn.get(key) ?? 0) + us);
     byArea.set(where, (byArea.get(where) ?? 0) + us);
   }
-  const pct = (us: number) => ((100 * us) / total).toFixed(1).padStart(5) + ' %';
+  const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)} %`;
   console.log(`\n${file}: ${(total / 1000).toFixed(0)} ms of samples (idle and (program) left out)\n`);
   console.log('by area:');
   for (const [k, us] of [...byArea].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${pct(us)}  ${k}`);

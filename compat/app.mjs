@@ -26,8 +26,7 @@ class PullReader extends MetricReader {
 }
 
 // (Not every package exports ./package.json: read the installed manifests directly.)
-const versionOf = (name) =>
-  JSON.parse(readFileSync(new URL(`./node_modules/${name}/package.json`, import.meta.url), 'utf8')).version;
+const versionOf = (name) => JSON.parse(readFileSync(new URL(`./node_modules/${name}/package.json`, import.meta.url), 'utf8')).version;
 const versions = {
   node: process.version,
   'sdk-node': versionOf('@opentelemetry/sdk-node'),
@@ -87,7 +86,10 @@ try {
   const named = (n) => finished.filter((s) => s.name === n);
   const query = named('SELECT').find((s) => String(s.attributes['db.query.text']).includes('AS s'));
   // acquireSpans 'waited' (the default): the first acquire and those that queued have a span, warm ones do not.
-  check(named('acquire compat').length >= 3 && named('acquire compat').length < 7, `acquire spans only for acquires that waited (${named('acquire compat').length} of 7)`);
+  check(
+    named('acquire compat').length >= 3 && named('acquire compat').length < 7,
+    `acquire spans only for acquires that waited (${named('acquire compat').length} of 7)`,
+  );
   check(named('connect compat').length >= 1, `connect spans (${named('connect compat').length})`);
   check(query !== undefined, 'query span named by its summary');
   check(query?.kind === 2, 'query span is CLIENT');
@@ -103,8 +105,7 @@ try {
   // --- metrics through the SDK's meter provider ---
   const { resourceMetrics } = await reader.collect();
   const metrics = new Map(resourceMetrics.scopeMetrics.flatMap((s) => s.metrics.map((m) => [m.descriptor.name, m])));
-  const pointOf = (name, attrs) =>
-    metrics.get(name)?.dataPoints.find((p) => Object.entries(attrs).every(([k, v]) => p.attributes[k] === v));
+  const pointOf = (name, attrs) => metrics.get(name)?.dataPoints.find((p) => Object.entries(attrs).every(([k, v]) => p.attributes[k] === v));
   const pool = { 'db.client.connection.pool.name': 'compat' };
   const duration = metrics.get('db.client.operation.duration')?.dataPoints.filter((p) => p.attributes['db.client.connection.pool.name'] === 'compat') ?? [];
   const statements = duration.reduce((n, p) => n + p.value.count, 0);
@@ -117,14 +118,26 @@ try {
   // --- the package's own Prometheus endpoint (its pinned sdk-metrics 2.x, beside the app's 3.x) ---
   const text = await (await fetch(prom.url)).text();
   check(/^db_client_connection_max\{db_client_connection_pool_name="compat",[^}]*\} 2$/m.test(text), 'startPrometheusExporter serves db_client_connection_max');
-  check(/^db_client_operation_duration_count\{[^}]*db_client_connection_pool_name="compat"/m.test(text), 'startPrometheusExporter serves db_client_operation_duration');
+  check(
+    /^db_client_operation_duration_count\{[^}]*db_client_connection_pool_name="compat"/m.test(text),
+    'startPrometheusExporter serves db_client_operation_duration',
+  );
 
   // --- the same series names from the application's 0.30x PrometheusExporter ---
-  const seriesNames = (t) => new Set(t.split('\n').filter((l) => l.startsWith('db_')).map((l) => l.split(/[{ ]/)[0]));
+  const seriesNames = (t) =>
+    new Set(
+      t
+        .split('\n')
+        .filter((l) => l.startsWith('db_'))
+        .map((l) => l.split(/[{ ]/)[0]),
+    );
   const sdkText = await (await fetch(`http://127.0.0.1:${promPort}/metrics`)).text();
   const ours = [...seriesNames(text)].sort().join(' ');
   const theirs = [...seriesNames(sdkText)].sort().join(' ');
-  check(ours.length > 0 && ours === theirs, `exporter-prometheus 0.30x shows the same ${seriesNames(text).size} series names as the package's own startPrometheusExporter endpoint`);
+  check(
+    ours.length > 0 && ours === theirs,
+    `exporter-prometheus 0.30x shows the same ${seriesNames(text).size} series names as the package's own startPrometheusExporter endpoint`,
+  );
   if (ours !== theirs) console.log(`  0.223: ${ours}\n  0.30x: ${theirs}`);
 
   // --- CommonJS entry points of the package ---

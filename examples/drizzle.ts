@@ -32,19 +32,28 @@ const orm = drizzle({ client: pgPool(db, 'main') });
 
 try {
   await orm.execute(sql.raw(`CREATE SCHEMA ${schemaName}`));
-  await orm.execute(
-    sql.raw(`CREATE TABLE ${schemaName}.accounts (id serial PRIMARY KEY, owner text NOT NULL, balance integer NOT NULL CHECK (balance >= 0))`),
-  );
-  await orm.insert(accounts).values([{ owner: 'ada', balance: 100 }, { owner: 'alan', balance: 50 }]);
+  await orm.execute(sql.raw(`CREATE TABLE ${schemaName}.accounts (id serial PRIMARY KEY, owner text NOT NULL, balance integer NOT NULL CHECK (balance >= 0))`));
+  await orm.insert(accounts).values([
+    { owner: 'ada', balance: 100 },
+    { owner: 'alan', balance: 50 },
+  ]);
 
   // A transfer: both updates or neither.
   const transfer = (from: string, to: string, amount: number) =>
     orm.transaction(async (tx) => {
-      await tx.update(accounts).set({ balance: sql`${accounts.balance} - ${amount}` }).where(eq(accounts.owner, from));
-      await tx.update(accounts).set({ balance: sql`${accounts.balance} + ${amount}` }).where(eq(accounts.owner, to));
+      await tx
+        .update(accounts)
+        .set({ balance: sql`${accounts.balance} - ${amount}` })
+        .where(eq(accounts.owner, from));
+      await tx
+        .update(accounts)
+        .set({ balance: sql`${accounts.balance} + ${amount}` })
+        .where(eq(accounts.owner, to));
     });
   await transfer('ada', 'alan', 30);
-  await transfer('alan', 'ada', 1_000).catch((err: Error) => console.log('transfer refused and rolled back:', (err.cause as Error | undefined)?.message ?? err.message));
+  await transfer('alan', 'ada', 1_000).catch((err: Error) =>
+    console.log('transfer refused and rolled back:', (err.cause as Error | undefined)?.message ?? err.message),
+  );
 
   console.log('balances:', await orm.select({ owner: accounts.owner, balance: accounts.balance }).from(accounts).orderBy(asc(accounts.owner)));
   console.log('pool:', db.getPoolStatus('main'));

@@ -44,13 +44,27 @@ try {
     .addColumn('owner', 'text', (c) => c.notNull())
     .addColumn('balance', 'integer', (c) => c.notNull().check(sql`balance >= 0`))
     .execute();
-  await kysely.insertInto(accounts).values([{ owner: 'ada', balance: 100 }, { owner: 'alan', balance: 50 }]).execute();
+  await kysely
+    .insertInto(accounts)
+    .values([
+      { owner: 'ada', balance: 100 },
+      { owner: 'alan', balance: 50 },
+    ])
+    .execute();
 
   // A transfer: both updates or neither.
   const transfer = (from: string, to: string, amount: number) =>
     kysely.transaction().execute(async (trx) => {
-      await trx.updateTable(accounts).set({ balance: sql`balance - ${amount}` }).where('owner', '=', from).execute();
-      await trx.updateTable(accounts).set({ balance: sql`balance + ${amount}` }).where('owner', '=', to).execute();
+      await trx
+        .updateTable(accounts)
+        .set({ balance: sql`balance - ${amount}` })
+        .where('owner', '=', from)
+        .execute();
+      await trx
+        .updateTable(accounts)
+        .set({ balance: sql`balance + ${amount}` })
+        .where('owner', '=', to)
+        .execute();
     });
   await transfer('ada', 'alan', 30);
   await transfer('alan', 'ada', 1_000).catch((err: Error) => console.log('transfer refused and rolled back:', err.message));

@@ -343,7 +343,9 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
   get metricProducer(): MetricProducer {
     return (this._producer ??= {
       collect: async () =>
-        this._exportMode === 'producer' ? this._budgetGaugesOf().appendTo(this._storeOf().collectNow(), { name: PACKAGE_NAME, version: PACKAGE_VERSION }) : EMPTY_COLLECTION,
+        this._exportMode === 'producer'
+          ? this._budgetGaugesOf().appendTo(this._storeOf().collectNow(), { name: PACKAGE_NAME, version: PACKAGE_VERSION })
+          : EMPTY_COLLECTION,
     });
   }
 
@@ -657,7 +659,8 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
       // No acquire span (acquireSpans off, or no parent): the caller's span stands for the loan.
       spanContext = trace.getSpan(context.active())?.spanContext();
     }
-    if (m.connectionId !== undefined && m.loanId !== undefined) this._trackLoan(m.connectionId, m.loanId, spanContext, span === undefined ? m.waitMs : undefined);
+    if (m.connectionId !== undefined && m.loanId !== undefined)
+      this._trackLoan(m.connectionId, m.loanId, spanContext, span === undefined ? m.waitMs : undefined);
   }
 
   /** Keeps an operation's state on its message, under this instance's own symbol. */
@@ -749,10 +752,7 @@ export class DbPoolInstrumentation extends InstrumentationBase<DbPoolInstrumenta
     if (rec === undefined) return; // started before enable(), or already finished
     const durationMs = performance.now() - rec.start;
     const type = m.error !== undefined ? errorType(m.error, m.sqlState) : undefined;
-    this._instruments!.operationDuration.record(
-      seconds(durationMs),
-      type === undefined ? rec.attrs.metric : failedQueryAttrs(rec.attrs, type, m.sqlState),
-    );
+    this._instruments!.operationDuration.record(seconds(durationMs), type === undefined ? rec.attrs.metric : failedQueryAttrs(rec.attrs, type, m.sqlState));
 
     const span = rec.span;
     if (span === undefined) return;

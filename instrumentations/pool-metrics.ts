@@ -94,7 +94,11 @@ export const METRICS = {
     'The number of connection timeouts that have occurred trying to obtain a connection from the pool.',
     '{timeout}',
   ),
-  acquireErrors: counter(METRIC_DB_POOL_ACQUIRE_ERRORS, 'Acquires that failed, by error.type (ACQUIRE_TIMEOUT, QUEUE_FULL, CONNECTION_FAILED, POOL_CLOSED).', '{error}'),
+  acquireErrors: counter(
+    METRIC_DB_POOL_ACQUIRE_ERRORS,
+    'Acquires that failed, by error.type (ACQUIRE_TIMEOUT, QUEUE_FULL, CONNECTION_FAILED, POOL_CLOSED).',
+    '{error}',
+  ),
   createErrors: counter(METRIC_DB_POOL_CONNECTION_CREATE_ERRORS, 'Connect attempts that failed, by error.type (SQLSTATE or driver code).', '{error}'),
   discarded: counter(METRIC_DB_POOL_CONNECTION_DISCARDED, 'Connections closed on release instead of going back to the pool, by reason.', '{connection}'),
   slowQueries: counter(METRIC_DB_POOL_SLOW_QUERIES, "Queries slower than the pool's slowQueryThresholdMs.", '{query}'),
@@ -229,7 +233,11 @@ export const NO_RESOURCE: Resource = {
 
 /** A stable key for attributes whose object is not cached (same scheme as sdk-metrics: sorted entries as JSON). */
 function attributesKey(attributes: Attributes): string {
-  return JSON.stringify(Object.keys(attributes).sort().map((k) => [k, attributes[k]]));
+  return JSON.stringify(
+    Object.keys(attributes)
+      .sort()
+      .map((k) => [k, attributes[k]]),
+  );
 }
 
 /** First bucket whose upper bound is >= value (buckets are (previous, bound]); the last bucket is +Inf. */
@@ -306,7 +314,13 @@ export class PoolMetricStore implements MetricProducer {
       record: (value: number, attributes?: Attributes) => {
         // Negative or NaN values are dropped, as the SDK's histograms do.
         if (!(value >= 0) || attributes === undefined) return;
-        const s = this.#series(field, attributes, () => ({ counts: new Array<number>(boundaries.length + 1).fill(0), count: 0, sum: 0, min: Infinity, max: -Infinity }));
+        const s = this.#series(field, attributes, () => ({
+          counts: new Array<number>(boundaries.length + 1).fill(0),
+          count: 0,
+          sum: 0,
+          min: Infinity,
+          max: -Infinity,
+        }));
         const h = s.value as HistogramState;
         h.count++;
         h.sum += value;
@@ -423,7 +437,12 @@ export class PoolMetricStore implements MetricProducer {
       if (dataPoints === undefined) continue;
       const descriptor = this.#descriptors.get(field)!;
       if (METRICS[field].kind === 'histogram') {
-        metrics.push({ descriptor, aggregationTemporality: CUMULATIVE, dataPointType: DATA_POINT_HISTOGRAM, dataPoints: dataPoints as DataPoint<HistogramPoint>[] });
+        metrics.push({
+          descriptor,
+          aggregationTemporality: CUMULATIVE,
+          dataPointType: DATA_POINT_HISTOGRAM,
+          dataPoints: dataPoints as DataPoint<HistogramPoint>[],
+        });
       } else {
         metrics.push({
           descriptor,

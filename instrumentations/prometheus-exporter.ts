@@ -36,7 +36,11 @@ async function peer<T>(name: string, load: () => Promise<T>): Promise<T> {
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw err;
-    throw new DbPoolError('INVALID_CONFIG', `startPrometheusExporter needs the package ${name}: npm install ${name} (an optional peer dependency of db-pool-otel)`, { cause: err });
+    throw new DbPoolError(
+      'INVALID_CONFIG',
+      `startPrometheusExporter needs the package ${name}: npm install ${name} (an optional peer dependency of db-pool-otel)`,
+      { cause: err },
+    );
   }
 }
 
@@ -103,9 +107,7 @@ export async function startPrometheusExporter(options: PrometheusExporterOptions
     prefix: options.prefix,
     ...(viaProducer ? { metricProducers: [instrumentation.metricProducer] } : {}),
   });
-  const resource = options.serviceName
-    ? defaultResource().merge(resourceFromAttributes({ 'service.name': options.serviceName }))
-    : defaultResource();
+  const resource = options.serviceName ? defaultResource().merge(resourceFromAttributes({ 'service.name': options.serviceName })) : defaultResource();
   const meterProvider = new MeterProvider({ resource, readers: [exporter] });
 
   // Metrics only, unless the caller brought an instrumentation that also traces.

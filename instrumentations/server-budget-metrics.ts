@@ -17,7 +17,15 @@
  * Collections also ask the pools to read what is due (the backends at most every few seconds),
  * on an idle connection, in the background: the values arrive with the next collection.
  */
-import { ValueType, type Attributes, type BatchObservableCallback, type BatchObservableResult, type HrTime, type Meter, type ObservableGauge } from '@opentelemetry/api';
+import {
+  ValueType,
+  type Attributes,
+  type BatchObservableCallback,
+  type BatchObservableResult,
+  type HrTime,
+  type Meter,
+  type ObservableGauge,
+} from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import type { AggregationTemporality, CollectionResult, DataPointType, InstrumentType, MetricData } from '@opentelemetry/sdk-metrics';
 import { liveServerBudgets } from '../src/index.js';
@@ -145,7 +153,9 @@ export class ServerBudgetGauges {
       descriptor: { name, description, unit: '{connection}', valueType: ValueType.INT, type: OBSERVABLE_GAUGE, advice: {} },
       aggregationTemporality: CUMULATIVE,
       dataPointType: DATA_POINT_GAUGE,
-      dataPoints: [...readings.values()].filter((r) => !Number.isNaN(r.values[i])).map((r) => ({ startTime, endTime, attributes: r.attributes, value: r.values[i]! })),
+      dataPoints: [...readings.values()]
+        .filter((r) => !Number.isNaN(r.values[i]))
+        .map((r) => ({ startTime, endTime, attributes: r.attributes, value: r.values[i]! })),
     }));
     const scopes = result.resourceMetrics.scopeMetrics;
     const own = scopes.find((s) => s.scope.name === scope.name);

@@ -19,7 +19,12 @@ function npm(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 export async function auditScenario(): Promise<ScenarioResult> {
   const started = performance.now();
   const tree = await npm(['ls', '--omit=dev', '--all', '--parseable']);
-  const packages = new Set(tree.stdout.split('\n').filter((l) => l.includes('node_modules')).map((l) => l.slice(l.lastIndexOf('node_modules/') + 13)));
+  const packages = new Set(
+    tree.stdout
+      .split('\n')
+      .filter((l) => l.includes('node_modules'))
+      .map((l) => l.slice(l.lastIndexOf('node_modules/') + 13)),
+  );
   const r = await npm(['audit', '--omit=dev', '--json']);
   let summary: Record<string, number> | undefined;
   let error: string | undefined;
@@ -30,7 +35,11 @@ export async function auditScenario(): Promise<ScenarioResult> {
   } catch {
     error = (r.stderr || r.stdout).split('\n').find((l) => l.trim()) ?? `npm audit exited ${r.code}`;
   }
-  const total = summary ? Object.entries(summary).filter(([k]) => k !== 'total').reduce((n, [, v]) => n + v, 0) : undefined;
+  const total = summary
+    ? Object.entries(summary)
+        .filter(([k]) => k !== 'total')
+        .reduce((n, [, v]) => n + v, 0)
+    : undefined;
   return {
     name: 'npm audit --omit=dev',
     requests: 1,
@@ -38,7 +47,10 @@ export async function auditScenario(): Promise<ScenarioResult> {
     rejected: summary ? {} : { 'not available': 1 },
     hung: 0,
     leaked: 0,
-    figures: { 'production packages': packages.size, ...(summary ? { vulnerabilities: JSON.stringify(summary) } : { 'audit could not run': String(error).slice(0, 200) }) },
+    figures: {
+      'production packages': packages.size,
+      ...(summary ? { vulnerabilities: JSON.stringify(summary) } : { 'audit could not run': String(error).slice(0, 200) }),
+    },
     checks: summary
       ? [{ name: 'no known vulnerability in production dependencies', ok: total === 0, detail: JSON.stringify(summary) }]
       : [{ name: 'audit ran (the registry offers the advisory endpoint)', ok: false, detail: String(error).slice(0, 300) }],

@@ -21,7 +21,17 @@ import { fleetScenario } from './scenarios/fleet.js';
 import { hugeStatementsScenario } from './scenarios/huge-statements.js';
 import { INTEGRITY_CI, INTEGRITY_FULL, integrityScenario } from './scenarios/integrity.js';
 import { LOAD_CI, LOAD_FULL, loadScenario } from './scenarios/load.js';
-import { PROPERTIES_CI, PROPERTIES_FULL, adminBodyProperties, cliEmptyPoolScenario, cliProperties, configProperties, doubleSlashScenario, poolIdProperties, sqlProperties } from './scenarios/properties.js';
+import {
+  PROPERTIES_CI,
+  PROPERTIES_FULL,
+  adminBodyProperties,
+  cliEmptyPoolScenario,
+  cliProperties,
+  configProperties,
+  doubleSlashScenario,
+  poolIdProperties,
+  sqlProperties,
+} from './scenarios/properties.js';
 import { adminMatrixScenario, parametersScenario, sanitizedTextScenario, secretsScenario, seriesBoundScenario } from './scenarios/security.js';
 import { OWN_SERVER_SETTINGS, authPlan, maxConnectionsScenario, restartPlan } from './scenarios/server-faults.js';
 import { seriesChurnScenario } from './scenarios/series-churn.js';
@@ -36,7 +46,9 @@ if (!url) {
   process.exit(2);
 }
 const ci = process.env.RELIABILITY_SIZE === 'ci';
-const only = process.env.RELIABILITY_ONLY?.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+const only = process.env.RELIABILITY_ONLY?.split(',')
+  .map((s) => s.trim().toLowerCase())
+  .filter(Boolean);
 const log = (line: string) => process.stderr.write(`  ${line}\n`);
 const ctx: ScenarioContext = { databaseUrl: url, log };
 
@@ -63,7 +75,11 @@ const entries: Entry[] = [
   { key: 'terminate', group: 'Faults', run: () => runFault(ctx, terminatePlan(url), faults) },
   { key: 'dns', group: 'Faults', run: () => dnsScenario(ctx, { burst: ci ? 50 : 500, sequentialMs: ci ? 1_500 : 5_000 }) },
   { key: 'restart', group: 'Faults', run: async () => runFault({ ...ctx, databaseUrl: (await ownServer()).url }, restartPlan(await ownServer()), faults) },
-  { key: 'auth', group: 'Faults', run: async () => runFault({ ...ctx, databaseUrl: (await ownServer()).url }, await authPlan(await ownServer()), faults, ci ? 1 : 3) },
+  {
+    key: 'auth',
+    group: 'Faults',
+    run: async () => runFault({ ...ctx, databaseUrl: (await ownServer()).url }, await authPlan(await ownServer()), faults, ci ? 1 : 3),
+  },
   { key: 'fleet', group: 'Faults', run: () => fleetScenario(ctx) },
   { key: 'maxconn', group: 'Faults', run: async () => maxConnectionsScenario({ ...ctx, databaseUrl: (await ownServer()).url }, await ownServer(), faults) },
   { key: 'integrity', group: 'Integrity', run: () => integrityScenario(ctx, ci ? INTEGRITY_CI : INTEGRITY_FULL) },
@@ -78,7 +94,11 @@ const entries: Entry[] = [
   { key: 'double-slash', group: 'Bad input', run: () => doubleSlashScenario(ctx) },
   { key: 'cli-empty-pool', group: 'Bad input', run: () => cliEmptyPoolScenario(ctx) },
   { key: 'secrets', group: 'Security', run: () => secretsScenario(ctx) },
-  { key: 'secrets-own', group: 'Security', run: async () => ({ ...(await secretsScenario({ ...ctx, databaseUrl: (await ownServer()).url })), name: 'secrets in every output (own server)' }) },
+  {
+    key: 'secrets-own',
+    group: 'Security',
+    run: async () => ({ ...(await secretsScenario({ ...ctx, databaseUrl: (await ownServer()).url })), name: 'secrets in every output (own server)' }),
+  },
   { key: 'sanitized', group: 'Security', run: () => sanitizedTextScenario(ctx, { errorsQuoting: false }) },
   { key: 'failed-slow', group: 'Security', run: () => sanitizedTextScenario(ctx, { errorsQuoting: true }) },
   { key: 'parameters', group: 'Security', run: () => parametersScenario(ctx) },
@@ -123,17 +143,34 @@ async function main(): Promise<number> {
         const r = await e.run();
         results.push({ ...r, group: e.group });
         const failed = r.checks.filter((c) => !c.ok);
-        process.stderr.write(`reliability: ${r.name}: ${failed.length === 0 ? 'ok' : `${failed.length} check(s) failed${KNOWN_BUGS.has(r.name) ? ' (known bug)' : ''}`} in ${(r.durationMs / 1000).toFixed(1)} s\n`);
+        process.stderr.write(
+          `reliability: ${r.name}: ${failed.length === 0 ? 'ok' : `${failed.length} check(s) failed${KNOWN_BUGS.has(r.name) ? ' (known bug)' : ''}`} in ${(r.durationMs / 1000).toFixed(1)} s\n`,
+        );
         for (const c of failed) log(`FAILED ${c.name}: ${c.detail}`);
       } catch (err) {
         process.stderr.write(`reliability: ${e.key} crashed: ${(err as Error)?.stack ?? err}\n`);
-        results.push({ name: e.key, group: e.group, requests: 0, served: 0, rejected: {}, hung: 0, leaked: 0, figures: {}, checks: [{ name: 'ran to the end', ok: false, detail: String((err as Error)?.message ?? err) }], durationMs: 0 });
+        results.push({
+          name: e.key,
+          group: e.group,
+          requests: 0,
+          served: 0,
+          rejected: {},
+          hung: 0,
+          leaked: 0,
+          figures: {},
+          checks: [{ name: 'ran to the end', ok: false, detail: String((err as Error)?.message ?? err) }],
+          durationMs: 0,
+        });
       }
     }
   } finally {
     await own?.destroy();
   }
-  const ownVersion = own ? `; restart / authentication / max_connections on an embedded PostgreSQL ${own.major} started by the suite (${Object.entries(OWN_SERVER_SETTINGS).map(([k, v]) => `${k} ${v}`).join(', ')})` : '';
+  const ownVersion = own
+    ? `; restart / authentication / max_connections on an embedded PostgreSQL ${own.major} started by the suite (${Object.entries(OWN_SERVER_SETTINGS)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')})`
+    : '';
   const minutes = ((performance.now() - t0) / 60_000).toFixed(1);
   const failedRows = results.filter((r) => r.checks.some((c) => !c.ok));
   const unexpected = failedRows.filter((r) => !KNOWN_BUGS.has(r.name) && r.name !== 'npm audit --omit=dev');
@@ -145,7 +182,7 @@ async function main(): Promise<number> {
     `Produced by \`${ci ? 'RELIABILITY_SIZE=ci ' : ''}npm run reliability\` on ${new Date().toISOString().slice(0, 10)} at ${commit()}: Node ${process.versions.node}, ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GB; ` +
       `${server}${ownVersion}. ${minutes} minutes.`,
     '',
-    'requests: calls made against the pool (or HTTP requests, CLI runs, generated operations); served: succeeded; rejected: by error code (a library code, a SQLSTATE, a system error code, an HTTP status or a CLI exit code); hung: calls not settled within their timeouts plus a margin; leaked: server connections left beyond the pool\'s own, loans never returned, or connections open after close; time to recover: from the end of the fault to the first call served (the slowest of the repeats).',
+    "requests: calls made against the pool (or HTTP requests, CLI runs, generated operations); served: succeeded; rejected: by error code (a library code, a SQLSTATE, a system error code, an HTTP status or a CLI exit code); hung: calls not settled within their timeouts plus a margin; leaked: server connections left beyond the pool's own, loans never returned, or connections open after close; time to recover: from the end of the fault to the first call served (the slowest of the repeats).",
     '',
     table,
     '',
@@ -158,7 +195,9 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${table}\n\n`);
   const known = failedRows.filter((r) => KNOWN_BUGS.has(r.name)).length;
   const audit = failedRows.some((r) => r.name === 'npm audit --omit=dev') ? ', npm audit not available or not clean (see its row)' : '';
-  process.stdout.write(`reliability: ${results.length} scenarios in ${minutes} min; ${unexpected.length} failed${known > 0 ? `, ${known} known bug(s)` : ''}${audit}; wrote reliability/results.md\n`);
+  process.stdout.write(
+    `reliability: ${results.length} scenarios in ${minutes} min; ${unexpected.length} failed${known > 0 ? `, ${known} known bug(s)` : ''}${audit}; wrote reliability/results.md\n`,
+  );
   for (const r of fixed) process.stdout.write(`reliability: "${r.name}" passes now: turn its test.failing into test\n`);
   return unexpected.length === 0 ? 0 : 1;
 }

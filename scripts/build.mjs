@@ -17,7 +17,10 @@ const scratch = join(root, `.dist-build-${process.pid}`);
 const old = join(root, `.dist-old-${process.pid}`);
 rmSync(scratch, { recursive: true, force: true });
 try {
-  for (const [project, out] of [['tsconfig.build.json', 'esm'], ['tsconfig.cjs.json', 'cjs']]) {
+  for (const [project, out] of [
+    ['tsconfig.build.json', 'esm'],
+    ['tsconfig.cjs.json', 'cjs'],
+  ]) {
     execFileSync(tsc, ['-p', join(root, project), '--outDir', join(scratch, out)], { stdio: 'inherit', cwd: root });
   }
   // The package is "type": "module"; this marks the CommonJS build as such.
@@ -55,7 +58,10 @@ function optionalPeerTypes(dir) {
     const file = join(entry.parentPath ?? entry.path, entry.name);
     const text = readFileSync(file, 'utf8');
     if (inline.test(text)) throw new Error(`${file}: an inline import() type of an optional peer cannot be made optional; import the type at the top instead`);
-    const marked = text.replace(line, (_all, what, from) => `// @ts-ignore -- an optional peer dependency\nimport type ${what.replace(/\s+/g, ' ')} from '${from}';`);
+    const marked = text.replace(
+      line,
+      (_all, what, from) => `// @ts-ignore -- an optional peer dependency\nimport type ${what.replace(/\s+/g, ' ')} from '${from}';`,
+    );
     if (marked !== text) writeFileSync(file, marked);
   }
 }

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 const bin = join(root, 'node_modules', '.bin', 'depcruise');
 const sources = (dir) =>
-  readdirSync(join(root, dir), { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')).length;
+  readdirSync(join(root, dir), { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts'))
+    .length;
 const expected = sources('src') + sources('instrumentations');
 
 let report;
@@ -29,7 +30,8 @@ const { summary, modules } = JSON.parse(report);
 const read = modules.filter((m) => /^(src|instrumentations)\//.test(m.source)).length;
 const problems = [];
 if (read < expected) problems.push(`read ${read} of the ${expected} TypeScript modules in src/ and instrumentations/: the parser does not read this tree`);
-for (const v of summary.violations ?? []) problems.push(`${v.rule.name}: ${v.from} → ${v.to}${v.cycle ? ` (circle: ${v.cycle.map((c) => c.name ?? c).join(' → ')})` : ''}`);
+for (const v of summary.violations ?? [])
+  problems.push(`${v.rule.name}: ${v.from} → ${v.to}${v.cycle ? ` (circle: ${v.cycle.map((c) => c.name ?? c).join(' → ')})` : ''}`);
 if (problems.length > 0) {
   process.stderr.write(`structure check failed:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
   process.exit(1);

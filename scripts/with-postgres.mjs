@@ -77,7 +77,10 @@ async function killPostmaster(dataDir) {
   } catch {
     // no /proc (non-Linux): trust the pid file
   }
-  for (const [signal, waitMs] of [['SIGTERM', 5_000], ['SIGKILL', 5_000]]) {
+  for (const [signal, waitMs] of [
+    ['SIGTERM', 5_000],
+    ['SIGKILL', 5_000],
+  ]) {
     try {
       process.kill(pid, signal);
     } catch {
@@ -214,9 +217,7 @@ async function wrapperMain() {
   if (finishing) return;
 
   const url = `postgres://postgres:${encodeURIComponent(server.password)}@127.0.0.1:${server.port}/test`;
-  process.stderr.write(
-    `embedded PostgreSQL ${server.major} on 127.0.0.1:${server.port} (set DATABASE_URL to use your own server)\n`,
-  );
+  process.stderr.write(`embedded PostgreSQL ${server.major} on 127.0.0.1:${server.port} (set DATABASE_URL to use your own server)\n`);
   const code = await runCommand({ ...env, DATABASE_URL: url, DB_POOL_EMBEDDED: '1' });
   await finish(code);
 
@@ -390,12 +391,17 @@ async function serverMain() {
       createPostgresUser: true,
       initdbFlags: ['--encoding=UTF8', '--locale=C', '--no-sync'],
       postgresFlags: [
-        '-c', 'listen_addresses=127.0.0.1',
-        '-c', `unix_socket_directories=${dataDir}`,
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        `unix_socket_directories=${dataDir}`,
         // Throw-away data: durability is not needed.
-        '-c', 'fsync=off',
-        '-c', 'synchronous_commit=off',
-        '-c', 'full_page_writes=off',
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
       ],
       onLog: LOG ? (msg) => process.stderr.write(msg) : () => {},
       onError: (err) => note(`embedded PostgreSQL: ${err?.message ?? err}`),

@@ -189,11 +189,5 @@ export const slowQueryChannel = dc.channel(CHANNELS.slowQuery);
 
 /** True when any event of a tracing channel has a subscriber (works on every Node 20 release). */
 export function tracingActive<T extends object>(tc: dc.TracingChannel<T, T>): boolean {
-  return (
-    tc.start.hasSubscribers ||
-    tc.end.hasSubscribers ||
-    tc.asyncStart.hasSubscribers ||
-    tc.asyncEnd.hasSubscribers ||
-    tc.error.hasSubscribers
-  );
+  return tc.start.hasSubscribers || tc.end.hasSubscribers || tc.asyncStart.hasSubscribers || tc.asyncEnd.hasSubscribers || tc.error.hasSubscribers;
 }

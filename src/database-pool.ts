@@ -6,7 +6,15 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import { loadConfigFile } from './config/config-file.js';
 import { mergePoolConfig, resolvePoolConfig, validatePoolId, type PoolConfig, type ResolvedPoolConfig } from './config/config.js';
-import { DbPoolError, InvalidConfigError, PoolClosedError, PoolExistsError, PoolNotFoundError, TransactionRolledBackError, type ConfigIssue } from './errors.js';
+import {
+  DbPoolError,
+  InvalidConfigError,
+  PoolClosedError,
+  PoolExistsError,
+  PoolNotFoundError,
+  TransactionRolledBackError,
+  type ConfigIssue,
+} from './errors.js';
 import { ManagedPool, type ConnectionInfo, type FailureBehaviour, type PoolStatus } from './pool/managed-pool.js';
 import type { DetailedMetrics, PoolMetrics, QueryMetrics } from './pool/metrics.js';
 import type { SlowQuery } from './stats/slow-query-log.js';
@@ -21,7 +29,15 @@ import type { AlertHandler } from './alerts/alert-handler.js';
 import { FailoverController, RECOVERY_DEFAULTS, type RecoveryOptions } from './routing/failover.js';
 import { HEALTH_DEFAULTS, probe, deepHealthCheck, healthCheck, type DeepHealthReport, type HealthOptions, type HealthReport } from './ops/health.js';
 import { diagnoseLeaks, diagnosePerformance, type LeakDiagnosis, type PerformanceDiagnosis } from './ops/diagnosis.js';
-import { AUTO_TUNE_DEFAULTS, decidePoolSize, decideTimeouts, type AutoTuneOptions, type PoolSizeDecision, type ResolvedAutoTune, type TimeoutDecision } from './ops/tuning.js';
+import {
+  AUTO_TUNE_DEFAULTS,
+  decidePoolSize,
+  decideTimeouts,
+  type AutoTuneOptions,
+  type PoolSizeDecision,
+  type ResolvedAutoTune,
+  type TimeoutDecision,
+} from './ops/tuning.js';
 import type { CallLimits, PooledConnection, QueryInput, QueryResult } from './pool/pooled-connection.js';
 import { registerPool, unregisterPool } from './pool/registry.js';
 import { registerConfigReader } from './internal-config.js';
@@ -141,7 +157,9 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
     }
     const { pools } = await loadConfigFile(file, { only: poolId });
     if (!Object.hasOwn(pools, poolId)) {
-      throw new InvalidConfigError([{ path: `pools.${poolId}`, value: undefined, rule: `is not defined in ${file} (it has: ${Object.keys(pools).join(', ') || 'no pools'})` }]);
+      throw new InvalidConfigError([
+        { path: `pools.${poolId}`, value: undefined, rule: `is not defined in ${file} (it has: ${Object.keys(pools).join(', ') || 'no pools'})` },
+      ]);
     }
     const cfg = resolvePoolConfig(pools[poolId], poolId, `pools.${poolId}`);
     if (this.#pools.has(poolId)) throw new PoolExistsError(poolId);
@@ -169,7 +187,15 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
     if (!cfg.readReplicas?.length) return;
     const replicas = cfg.readReplicas.map((connection, i) => {
       const id = `${poolId}:replica-${i + 1}`;
-      const r = this.#newPool(id, resolvePoolConfig({ ...cfg, connection, backup: undefined, readReplicas: undefined, applicationName: `${cfg.applicationName}:r${i + 1}`.slice(0, 63) }, id), undefined, 'backup');
+      const r = this.#newPool(
+        id,
+        resolvePoolConfig(
+          { ...cfg, connection, backup: undefined, readReplicas: undefined, applicationName: `${cfg.applicationName}:r${i + 1}`.slice(0, 63) },
+          id,
+        ),
+        undefined,
+        'backup',
+      );
       registerPool(r);
       return r;
     });
@@ -512,7 +538,8 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
     if (needsRestart) await this.#restart(poolId, pool, next);
     else {
       pool.reconfigure(next);
-      for (const r of this.#replicas.get(poolId)?.replicas ?? []) r.reconfigure({ ...next, connection: r.config.connection, applicationName: r.config.applicationName, backup: undefined, readReplicas: undefined });
+      for (const r of this.#replicas.get(poolId)?.replicas ?? [])
+        r.reconfigure({ ...next, connection: r.config.connection, applicationName: r.config.applicationName, backup: undefined, readReplicas: undefined });
     }
   }
 
@@ -608,7 +635,8 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
    */
   async optimizePoolSize(poolId: string, options: { apply?: boolean } = {}): Promise<PoolSizeDecision> {
     const decision = decidePoolSize(this.#get(poolId), this.#autoTune);
-    if (options.apply !== false && decision.after !== decision.before) await this.updatePoolConfig(poolId, { max: decision.after, min: Math.min(this.#get(poolId).config.min, decision.after) });
+    if (options.apply !== false && decision.after !== decision.before)
+      await this.updatePoolConfig(poolId, { max: decision.after, min: Math.min(this.#get(poolId).config.min, decision.after) });
     return decision;
   }
 
@@ -705,7 +733,6 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
   }
 }
 
-
 /** An event payload carrying the raw client as a non-enumerable `client` (logs and JSON skip it). */
 function withClient<T extends object>(payload: T, client: pg.Client): T & { client: pg.Client } {
   return Object.defineProperty(payload, 'client', { value: client, enumerable: false }) as T & { client: pg.Client };
@@ -717,9 +744,16 @@ function callLimits(options: CallOptions): CallLimits | undefined {
   if (timeoutMs === undefined && signal === undefined) return undefined;
   const issues: ConfigIssue[] = [];
   if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= 86_400_000)) {
-    issues.push({ path: 'timeoutMs', value: typeof timeoutMs === 'number' ? timeoutMs : typeof timeoutMs, rule: 'must be a whole number of ms from 1 to 86400000' });
+    issues.push({
+      path: 'timeoutMs',
+      value: typeof timeoutMs === 'number' ? timeoutMs : typeof timeoutMs,
+      rule: 'must be a whole number of ms from 1 to 86400000',
+    });
   }
-  if (signal !== undefined && !(typeof signal === 'object' && signal !== null && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
+  if (
+    signal !== undefined &&
+    !(typeof signal === 'object' && signal !== null && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')
+  ) {
     issues.push({ path: 'signal', value: typeof signal, rule: 'must be an AbortSignal' });
   }
   if (issues.length > 0) throw new InvalidConfigError(issues);

@@ -65,9 +65,7 @@ export class InvalidConfigError extends DbPoolError {
     const lines = issues.map((i) => `  - ${i.path}: ${i.rule} (got ${describeValue(i.value)})`);
     super(
       'INVALID_CONFIG',
-      `Invalid configuration${context ? ` for ${context}` : ''}: ${issues.length} problem${
-        issues.length === 1 ? '' : 's'
-      }\n${lines.join('\n')}`,
+      `Invalid configuration${context ? ` for ${context}` : ''}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${lines.join('\n')}`,
     );
     this.issues = issues;
   }
@@ -213,11 +211,7 @@ export class ConnectionFailedError extends DbPoolError {
   readonly attempts: number;
   constructor(poolId: string, target: string, attempts: number, cause: unknown) {
     const why = cause instanceof Error ? cause.message : String(cause);
-    super(
-      'CONNECTION_FAILED',
-      `Pool "${poolId}" cannot connect to ${target}: ${why} (${attempts} attempt${attempts === 1 ? '' : 's'} so far)`,
-      { cause },
-    );
+    super('CONNECTION_FAILED', `Pool "${poolId}" cannot connect to ${target}: ${why} (${attempts} attempt${attempts === 1 ? '' : 's'} so far)`, { cause });
     this.poolId = poolId;
     this.attempts = attempts;
   }

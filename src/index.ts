@@ -34,10 +34,26 @@ export { pgPool, PgCompatiblePool, type PgPoolFaceOptions } from './adapters/pg-
 export { AlertHandler, alertDedupKey, EMERGENCY_MAX_CONNECTIONS } from './alerts/alert-handler.js';
 export type { AlertContext, AlertHandlerOptions, LeakedConnectionInfo, PoolActions, ResolvedAlert, ScaleResult } from './alerts/alert-handler.js';
 export { AlertEvaluator, ALERT_EVALUATOR_DEFAULTS, ALERT_RULE_DEFAULTS } from './alerts/alert-evaluator.js';
-export type { ActiveAlert, AlertCallStats, AlertEvaluatorOptions, AlertMetrics, AlertRuleName, AlertRuleOptions, AlertSource } from './alerts/alert-evaluator.js';
+export type {
+  ActiveAlert,
+  AlertCallStats,
+  AlertEvaluatorOptions,
+  AlertMetrics,
+  AlertRuleName,
+  AlertRuleOptions,
+  AlertSource,
+} from './alerts/alert-evaluator.js';
 export type { Alert, AlertKind, AlertLevel, ChannelDelivery, ChannelType, DeliveryReport, SendAlertOptions } from './alerts/types.js';
 export { DEFAULT_PAGERDUTY_EVENTS_URL, RETRY_DEFAULTS } from './alerts/channel-config.js';
-export type { ChannelConfig, EmailChannelConfig, PagerDutyChannelConfig, RetryOptions, SlackChannelConfig, SmtpConfig, WebhookChannelConfig } from './alerts/channel-config.js';
+export type {
+  ChannelConfig,
+  EmailChannelConfig,
+  PagerDutyChannelConfig,
+  RetryOptions,
+  SlackChannelConfig,
+  SmtpConfig,
+  WebhookChannelConfig,
+} from './alerts/channel-config.js';
 export { ADMIN_SERVER_DEFAULTS, startAdminServer } from './admin/admin-server.js';
 export { ADMIN_ROUTES } from './admin/routes.js';
 export { DEFAULT_ADMIN_PORT } from './admin/protocol.js';

@@ -78,7 +78,9 @@ test('more idle sockets than the cap: the extra ones are closed at once, the res
   const admin = await adminFor(t, db, { token: TOKEN, logger: { info() {}, warn: log.warn } }); // default limits
   const cap = 64;
   const probes: Probe[] = [];
-  t.teardown(() => probes.forEach((p) => p.socket.destroy()));
+  t.teardown(() => {
+    for (const p of probes) p.socket.destroy();
+  });
   for (let i = 0; i < cap + 8; i++) probes.push(await openSocket(admin.port));
 
   // The 8 beyond the cap are refused at once.
@@ -87,7 +89,10 @@ test('more idle sockets than the cap: the extra ones are closed at once, the res
   t.is(probes.slice(0, cap).filter((p) => p.closedAfter !== undefined).length, 0, 'the first 64 are still open');
   // While the cap is held, a real client is refused too (the endpoint cannot tell who is who before reading).
   await t.throwsAsync(authorized(admin.url));
-  t.true(log.lines.some((l) => /admin: connection limit of 64 reached; refused \d+ connection/.test(l)), log.lines.join('\n'));
+  t.true(
+    log.lines.some((l) => /admin: connection limit of 64 reached; refused \d+ connection/.test(l)),
+    log.lines.join('\n'),
+  );
 
   // The idle ones are closed once the header timeout passes (5 s, checked every 500 ms).
   const idle = await within(Promise.all(probes.slice(0, cap).map((p) => p.closed)), 9_000, 'the idle sockets closed');
@@ -116,7 +121,9 @@ test('a client trickling its body is cut off within the request timeout', async 
   const admin = await adminFor(t, db, { token: TOKEN }); // default limits
   const probe = await openSocket(admin.port);
   t.teardown(() => probe.socket.destroy());
-  probe.socket.write(`PATCH /pools/main/config HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`);
+  probe.socket.write(
+    `PATCH /pools/main/config HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`,
+  );
   trickle(probe.socket, `{"max": 3${' '.repeat(990)}}`, 1_000);
   const after = await within(probe.closed, 14_000, 'the trickling body cut off');
   t.log(`cut off after ${Math.round(after)} ms`);
@@ -130,7 +137,9 @@ test('limits are options: a small cap and short timeouts; slow answers are not c
   const a = await openSocket(admin.port);
   const b = await openSocket(admin.port);
   const c = await openSocket(admin.port);
-  t.teardown(() => [a, b, c].forEach((p) => p.socket.destroy()));
+  t.teardown(() => {
+    for (const p of [a, b, c]) p.socket.destroy();
+  });
   const refused = await within(c.closed, 2_000, 'the third socket closed');
   t.true(a.closedAfter === undefined && b.closedAfter === undefined, `the third is refused at once (${Math.round(refused)} ms), the first two are open`);
   const [ta, tb] = await within(Promise.all([a.closed, b.closed]), 3_000, 'the idle sockets closed');
@@ -149,7 +158,11 @@ test('limits are options: a small cap and short timeouts; slow answers are not c
   const release = setTimeout(() => held.release(), 1_500);
   t.teardown(() => clearTimeout(release));
   const t0 = performance.now();
-  const res = await fetch(`${admin.url}/pools/main/restart`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+  const res = await fetch(`${admin.url}/pools/main/restart`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
   await res.arrayBuffer();
   t.is(res.status, 200);
   t.true(performance.now() - t0 >= 1_400, 'it waited for the drain');
@@ -157,9 +170,12 @@ test('limits are options: a small cap and short timeouts; slow answers are not c
 
 test('invalid limits: INVALID_CONFIG naming each field', async (t) => {
   const db = quietDb(t, {});
-  const err = await t.throwsAsync(startAdminServer(db, { port: 0, token: TOKEN, maxConnections: 0, headersTimeoutMs: 50, requestTimeoutMs: 'x', keepAliveTimeoutMs: -1 } as never));
+  const err = await t.throwsAsync(
+    startAdminServer(db, { port: 0, token: TOKEN, maxConnections: 0, headersTimeoutMs: 50, requestTimeoutMs: 'x', keepAliveTimeoutMs: -1 } as never),
+  );
   t.is((err as { code?: string }).code, 'INVALID_CONFIG');
-  for (const field of ['maxConnections', 'headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs']) t.regex(err!.message, new RegExp(`adminServer\\.${field}`), field);
+  for (const field of ['maxConnections', 'headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs'])
+    t.regex(err!.message, new RegExp(`adminServer\\.${field}`), field);
   const order = await t.throwsAsync(startAdminServer(db, { port: 0, token: TOKEN, headersTimeoutMs: 5_000, requestTimeoutMs: 2_000 }));
   t.regex(order!.message, /adminServer\.headersTimeoutMs: must not be more than requestTimeoutMs/);
 });

@@ -83,11 +83,18 @@ test('liveness needs no token; readiness needs one and is 200 when every pool an
   t.is(ready.json.status, 'healthy');
   t.deepEqual(ready.json.healthyPools, ['ok']);
 
-  await db.createPool('down', { connection: { host: '127.0.0.1', port: await closedPort(), user: 'app', password: SECRET_PASSWORD }, min: 0, acquireTimeoutMs: 500 });
+  await db.createPool('down', {
+    connection: { host: '127.0.0.1', port: await closedPort(), user: 'app', password: SECRET_PASSWORD },
+    min: 0,
+    acquireTimeoutMs: 500,
+  });
   const notReady = await call(admin.url, 'GET', '/readyz');
   t.is(notReady.status, 503);
   t.is(notReady.json.status, 'degraded');
-  t.deepEqual(notReady.json.unhealthyPools.map((p: { poolId: string }) => p.poolId), ['down']);
+  t.deepEqual(
+    notReady.json.unhealthyPools.map((p: { poolId: string }) => p.poolId),
+    ['down'],
+  );
   const health = await call(admin.url, 'GET', '/health');
   t.is(health.status, 200, '/health is a report: always 200');
   t.is(health.json.status, 'degraded');
@@ -140,10 +147,13 @@ test('wrong and missing tokens on every mutating route change neither the config
   t.is(after.acquireTimeoutMs, 567);
   const oldSessions = new Set(before.connections.map((c) => c.split(':')[1]));
   t.is(oldSessions.size, 2, 'the two settled sessions were there before the restart');
-  t.true(await eventually(() => {
-    const now = db.getConnectionDetails('w');
-    return now.length > 0 && now.every((c) => !oldSessions.has(String(c.processId)));
-  }), 'the restart replaced every session');
+  t.true(
+    await eventually(() => {
+      const now = db.getConnectionDetails('w');
+      return now.length > 0 && now.every((c) => !oldSessions.has(String(c.processId)));
+    }),
+    'the restart replaced every session',
+  );
 });
 
 test('without a token the mutating routes are off (403) and reads need allowUnauthenticatedReads', async (t) => {
@@ -168,7 +178,10 @@ test('without a token the mutating routes are off (403) and reads need allowUnau
   t.regex(refused.json.error.message, /without a token and without allowUnauthenticatedReads/);
   const served = await call(open.url, 'GET', '/pools', { token: null });
   t.is(served.status, 200);
-  t.deepEqual(served.json.pools.map((p: { poolId: string }) => p.poolId), ['n']);
+  t.deepEqual(
+    served.json.pools.map((p: { poolId: string }) => p.poolId),
+    ['n'],
+  );
   // DNS rebinding guard: unauthenticated reads only for requests addressed to a loopback name.
   const port = new URL(open.url).port;
   t.is((await rawRequest(open.url, { path: '/pools', headers: { host: `localhost:${port}` } })).status, 200);
@@ -213,7 +226,12 @@ test('bodies: oversized (declared or chunked) → 413, malformed → 400, not JS
     t.is(res.json.error.code, 'INVALID_JSON');
     t.false(res.text.includes('max": 6'), 'the body is not echoed');
   }
-  const latin1 = await rawRequest(admin.url, { method: 'PATCH', path: '/pools/b/config', headers: auth, body: Buffer.from([0x7b, 0xff, 0x7d]).toString('latin1') });
+  const latin1 = await rawRequest(admin.url, {
+    method: 'PATCH',
+    path: '/pools/b/config',
+    headers: auth,
+    body: Buffer.from([0x7b, 0xff, 0x7d]).toString('latin1'),
+  });
   t.is(latin1.status, 400);
   for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
     const res = await call(admin.url, 'PATCH', '/pools/b/config', { raw: '{"max": 6}', contentType });
@@ -237,13 +255,12 @@ test('PATCH /config: unknown keys and bad values → 400 with every issue, nothi
   await settled(db, 'c', 1);
   const before = fingerprint(db, 'c');
 
-  const unknown = await call(admin.url, 'PATCH', '/pools/c/config', { body: { max: 6, maxx: 7, connection: { password: SECRET_PASSWORD }, applicationName: 'x' } });
+  const unknown = await call(admin.url, 'PATCH', '/pools/c/config', {
+    body: { max: 6, maxx: 7, connection: { password: SECRET_PASSWORD }, applicationName: 'x' },
+  });
   t.is(unknown.status, 400);
   t.is(unknown.json.error.code, 'INVALID_REQUEST');
-  t.deepEqual(
-    unknown.json.error.issues.map((i: { path: string }) => i.path).sort(),
-    ['applicationName', 'connection', 'maxx'],
-  );
+  t.deepEqual(unknown.json.error.issues.map((i: { path: string }) => i.path).sort(), ['applicationName', 'connection', 'maxx']);
   t.regex(unknown.json.error.issues.find((i: { path: string }) => i.path === 'connection').rule, /cannot be changed over the admin endpoint/);
   t.false(unknown.text.includes(SECRET_PASSWORD), 'values of unknown keys are not echoed');
 
@@ -251,7 +268,12 @@ test('PATCH /config: unknown keys and bad values → 400 with every issue, nothi
   t.is(bad.status, 400);
   t.deepEqual(
     bad.json.error.issues.map((i: { path: string; rule: string }) => `${i.path}: ${i.rule}`),
-    ['min: must not be negative', 'max: must be a number', 'acquireTimeoutMs: must be a whole number (milliseconds)', 'validateOnBorrow: must be true or false'],
+    [
+      'min: must not be negative',
+      'max: must be a number',
+      'acquireTimeoutMs: must be a whole number (milliseconds)',
+      'validateOnBorrow: must be true or false',
+    ],
   );
   t.deepEqual(bad.json.error.issues[0].value, -1, 'numbers are echoed');
   t.false('value' in bad.json.error.issues[1], 'strings are not');
@@ -323,7 +345,18 @@ test('read routes answer with the documented shapes', async (t) => {
   await once(db, 'leak');
   try {
     const pools = await call(admin.url, 'GET', '/pools');
-    t.deepEqual(Object.keys(pools.json.pools[0]).sort(), ['active', 'idle', 'lastConnectError', 'max', 'min', 'pendingCreates', 'poolId', 'total', 'utilization', 'waiting']);
+    t.deepEqual(Object.keys(pools.json.pools[0]).sort(), [
+      'active',
+      'idle',
+      'lastConnectError',
+      'max',
+      'min',
+      'pendingCreates',
+      'poolId',
+      'total',
+      'utilization',
+      'waiting',
+    ]);
     const one = await call(admin.url, 'GET', '/pools/s');
     t.deepEqual(one.json.config, db.getPoolConfig('s'));
     t.is(one.json.status.active, 1);
@@ -337,7 +370,10 @@ test('read routes answer with the documented shapes', async (t) => {
     t.true(slow.json.slowQueries.some((q: { text: string }) => q.text === 'SELECT pg_sleep(?), ? AS v'));
     t.false(slow.text.includes('literal-7781'));
     const conns = await call(admin.url, 'GET', '/pools/s/connections');
-    t.deepEqual(conns.json.connections.map((c: { id: number }) => c.id), db.getConnectionDetails('s').map((c) => c.id));
+    t.deepEqual(
+      conns.json.connections.map((c: { id: number }) => c.id),
+      db.getConnectionDetails('s').map((c) => c.id),
+    );
     const diag = await call(admin.url, 'GET', '/pools/s/diagnosis');
     t.deepEqual(Object.keys(diag.json).sort(), ['leaks', 'performance', 'poolId']);
     t.is(diag.json.leaks.suspiciousConnections.length, 1);
@@ -367,7 +403,10 @@ test('no response carries a password, the token or a stack trace', async (t) => 
   texts.push((await call(admin.url, 'PATCH', '/pools/sec/config', { raw: `{"max": "${SECRET_PASSWORD}", "x": "${TOKEN}"` })).text);
   texts.push((await call(admin.url, 'PATCH', '/pools/sec/config', { body: { max: SECRET_PASSWORD } })).text);
   t.true(texts.length > 70);
-  t.true(texts.some((x) => x.includes('[REDACTED]')), 'configs are shown, redacted');
+  t.true(
+    texts.some((x) => x.includes('[REDACTED]')),
+    'configs are shown, redacted',
+  );
   for (const text of texts) {
     t.false(text.includes(SECRET_PASSWORD), text.slice(0, 200));
     t.false(text.includes(TOKEN) || text.includes(WRONG_TOKEN), text.slice(0, 200));

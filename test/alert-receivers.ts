@@ -74,14 +74,17 @@ export async function httpReceiver(t: ExecutionContext, respond?: Responder): Pr
   const arrivals = new Arrivals<ReceivedRequest>();
   const server = createHttpServer((req, res) => {
     // A request aborted before its end is not an arrival.
-    void readBody(req).then(({ text: body, json }) => {
-      const rec: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, json, at: performance.now() };
-      const answer = respond ? respond(rec, arrivals.items.length, res) : { status: 200, body: 'ok' };
-      arrivals.push(rec);
-      if (answer === 'hang') return;
-      res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers });
-      res.end(answer.body ?? '');
-    }, () => {});
+    void readBody(req).then(
+      ({ text: body, json }) => {
+        const rec: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, json, at: performance.now() };
+        const answer = respond ? respond(rec, arrivals.items.length, res) : { status: 200, body: 'ok' };
+        arrivals.push(rec);
+        if (answer === 'hang') return;
+        res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers });
+        res.end(answer.body ?? '');
+      },
+      () => {},
+    );
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -180,13 +183,14 @@ function parseMail(raw: string): { headers: Record<string, string>; subject: str
 
 /** RFC 2047 encoded words (=?UTF-8?Q?...?= / =?UTF-8?B?...?=). */
 function decodeWords(s: string): string {
-  return s
-    .replace(/\?=\s+=\?/g, '?==?')
-    .replace(/=\?([^?]+)\?([QB])\?([^?]*)\?=/gi, (_, _cs: string, enc: string, text: string) =>
-      enc.toUpperCase() === 'B'
-        ? Buffer.from(text, 'base64').toString('utf8')
-        : Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (__, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8'),
-    );
+  return s.replace(/\?=\s+=\?/g, '?==?').replace(/=\?([^?]+)\?([QB])\?([^?]*)\?=/gi, (_, _cs: string, enc: string, text: string) =>
+    enc.toUpperCase() === 'B'
+      ? Buffer.from(text, 'base64').toString('utf8')
+      : Buffer.from(
+          text.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (__, h: string) => String.fromCharCode(parseInt(h, 16))),
+          'latin1',
+        ).toString('utf8'),
+  );
 }
 
 /** A loopback port with nothing listening on it: a free port, left unused. */
@@ -220,5 +224,15 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 
 /** Metrics of a pool no alert condition holds for. */
 export function healthyMetrics(): AlertMetrics {
-  return { latencyP99: 5, errorRate: 0, waitingQueueLength: 0, idleConnections: 2, activeConnections: 1, totalConnections: 3, maxConnections: 10, leakedConnections: 0, lastConnectError: null };
+  return {
+    latencyP99: 5,
+    errorRate: 0,
+    waitingQueueLength: 0,
+    idleConnections: 2,
+    activeConnections: 1,
+    totalConnections: 3,
+    maxConnections: 10,
+    leakedConnections: 0,
+    lastConnectError: null,
+  };
 }

@@ -22,7 +22,6 @@ import { eventually } from './helpers.js';
 
 const quiet = { warn() {} };
 
-
 const healthy = healthyMetrics;
 
 /**
@@ -135,7 +134,10 @@ test('stop() ends within its bound when a handler never answers, and nothing sta
   t.true(took < 8_000, `stop() took ${Math.round(took)} ms`);
   t.true(h.calls[0]!.signal?.aborted, 'the abandoned call was told through its signal');
   t.like(ev.callStats(), { inFlight: 0, pending: 0, abandonedAtStop: 1, droppedAtStop: 1 });
-  t.true(log.lines.some((l) => /handleConnectionExhaustion for pool "main" did not finish within 5000 ms of stop\(\); abandoned/.test(l)), log.lines.join('\n'));
+  t.true(
+    log.lines.some((l) => /handleConnectionExhaustion for pool "main" did not finish within 5000 ms of stop\(\); abandoned/.test(l)),
+    log.lines.join('\n'),
+  );
 
   h.release(); // the handler answers late: the dropped resolve must not start now
   await new Promise((r) => setImmediate(r));
@@ -158,12 +160,15 @@ test('a call that runs past handlerTimeoutMs is abandoned and the latest state g
   await eventually(() => ev.callStats().timedOut === 2);
   t.true(h.calls[1]!.signal?.aborted);
   t.like(ev.callStats(), { inFlight: 0, pending: 0, started: 2, timedOut: 2 });
-  t.true(log.lines.some((l) => /ConnectionExhaustion.*did not finish within 300 ms \(handlerTimeoutMs\); abandoned/.test(l)), log.lines.join('\n'));
+  t.true(
+    log.lines.some((l) => /ConnectionExhaustion.*did not finish within 300 ms \(handlerTimeoutMs\); abandoned/.test(l)),
+    log.lines.join('\n'),
+  );
   t.is(h.calls.length, 2, 'no state change, no further call');
 });
 
 test('the bundled AlertHandler stops retrying an abandoned alert and still resolves its episode', async (t) => {
-  const receiver = await httpReceiver(t, (req) => (req.json as { status?: string })?.status === 'resolved' ? { status: 200 } : 'hang');
+  const receiver = await httpReceiver(t, (req) => ((req.json as { status?: string })?.status === 'resolved' ? { status: 200 } : 'hang'));
   const log = recordingLogger();
   const handler = new AlertHandler({
     logger: log,
@@ -181,17 +186,26 @@ test('the bundled AlertHandler stops retrying an abandoned alert and still resol
   t.is((trigger!.json as { status: string }).status, 'firing');
   t.is((resolve!.json as { status: string }).status, 'resolved');
   await eventually(() => log.lines.some((l) => /giving up on alert CRITICAL ConnectionExhaustion/.test(l)));
-  t.true(log.lines.some((l) => /abandoned/.test(l)), log.lines.join('\n'));
+  t.true(
+    log.lines.some((l) => /abandoned/.test(l)),
+    log.lines.join('\n'),
+  );
   await eventually(() => ev.callStats().inFlight === 0);
   t.is(receiver.requests.length, 2, 'the abandoned trigger was not retried');
 });
 
 test('handlerTimeoutMs and stopTimeoutMs are validated; the defaults are 60 s and 5 s', (t) => {
-  const err = t.throws(() => new AlertEvaluator(new FlappingSource(), [], { autoStart: false, handlerTimeoutMs: 10, stopTimeoutMs: -1 })) as unknown as { code: string; issues: { path: string; rule: string }[] };
+  const err = t.throws(() => new AlertEvaluator(new FlappingSource(), [], { autoStart: false, handlerTimeoutMs: 10, stopTimeoutMs: -1 })) as unknown as {
+    code: string;
+    issues: { path: string; rule: string }[];
+  };
   t.is(err.code, 'INVALID_CONFIG');
-  t.deepEqual(err.issues.map((i) => [i.path, i.rule]), [
-    ['handlerTimeoutMs', 'must be a whole number from 100 to 3600000 (milliseconds)'],
-    ['stopTimeoutMs', 'must be a whole number from 0 to 600000 (milliseconds)'],
-  ]);
+  t.deepEqual(
+    err.issues.map((i) => [i.path, i.rule]),
+    [
+      ['handlerTimeoutMs', 'must be a whole number from 100 to 3600000 (milliseconds)'],
+      ['stopTimeoutMs', 'must be a whole number from 0 to 600000 (milliseconds)'],
+    ],
+  );
   t.like(ALERT_EVALUATOR_DEFAULTS, { handlerTimeoutMs: 60_000, stopTimeoutMs: 5_000 });
 });

@@ -5,14 +5,7 @@
  */
 import test from 'ava';
 import { inspect } from 'node:util';
-import {
-  AlertHandler,
-  DEFAULT_PAGERDUTY_EVENTS_URL,
-  type AlertContext,
-  type DeliveryReport,
-  type PoolActions,
-  type ResolvedAlert,
-} from '../src/index.js';
+import { AlertHandler, DEFAULT_PAGERDUTY_EVENTS_URL, type AlertContext, type DeliveryReport, type PoolActions, type ResolvedAlert } from '../src/index.js';
 import { closedPort, httpReceiver, recordingLogger, smtpReceiver } from './alert-receivers.js';
 
 const context = (kind: AlertContext['kind'], poolId: string, value: number, threshold: number): AlertContext => ({
@@ -41,7 +34,10 @@ const resolved = (kind: ResolvedAlert['kind'], poolId: string): ResolvedAlert =>
 
 test('generic webhook: the alert as JSON with level, message, pool, kind, status and timestamp', async (t) => {
   const rx = await httpReceiver(t);
-  const handler = new AlertHandler({ channels: { ops: { type: 'webhook', url: rx.url('/hooks/alerts'), headers: { authorization: 'Bearer hook-token-123' } } }, source: 'app-1' });
+  const handler = new AlertHandler({
+    channels: { ops: { type: 'webhook', url: rx.url('/hooks/alerts'), headers: { authorization: 'Bearer hook-token-123' } } },
+    source: 'app-1',
+  });
   const report = await handler.sendAlert({ level: 'critical', message: 'primary is down', poolId: 'main', kind: 'PoolDown', details: { attempts: 3 } });
   const [req] = await rx.waitFor(1);
   t.is(req!.method, 'POST');
@@ -49,9 +45,22 @@ test('generic webhook: the alert as JSON with level, message, pool, kind, status
   t.is(req!.headers['content-type'], 'application/json');
   t.is(req!.headers.authorization, 'Bearer hook-token-123');
   const body = req!.json as Record<string, unknown>;
-  t.like(body, { version: 1, level: 'critical', message: 'primary is down', poolId: 'main', kind: 'PoolDown', status: 'firing', dedupKey: 'db-pool-otel/main/PoolDown', source: 'app-1', details: { attempts: 3 } });
+  t.like(body, {
+    version: 1,
+    level: 'critical',
+    message: 'primary is down',
+    poolId: 'main',
+    kind: 'PoolDown',
+    status: 'firing',
+    dedupKey: 'db-pool-otel/main/PoolDown',
+    source: 'app-1',
+    details: { attempts: 3 },
+  });
   t.regex(String(body.timestamp), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-  t.deepEqual(report.deliveries.map((d) => ({ channel: d.channel, type: d.type, ok: d.ok, attempts: d.attempts })), [{ channel: 'ops', type: 'webhook', ok: true, attempts: 1 }]);
+  t.deepEqual(
+    report.deliveries.map((d) => ({ channel: d.channel, type: d.type, ok: d.ok, attempts: d.attempts })),
+    [{ channel: 'ops', type: 'webhook', ok: true, attempts: 1 }],
+  );
   t.true(report.ok);
 });
 
@@ -61,18 +70,30 @@ test('Slack: notification text and an attachment coloured by level, green when r
   await handler.handleHighLatency('main', 1523.4, context('HighQueryLatency', 'main', 1523.4, 1000));
   await handler.handleResolved(resolved('HighQueryLatency', 'main'));
   const [fire, end] = await rx.waitFor(2);
-  const f = fire!.json as { text: string; attachments: { color: string; fallback: string; blocks: { type: string; text?: { text: string }; fields?: { text: string }[] }[] }[] };
+  const f = fire!.json as {
+    text: string;
+    attachments: { color: string; fallback: string; blocks: { type: string; text?: { text: string }; fields?: { text: string }[] }[] }[];
+  };
   t.is(f.text, ':warning: WARNING: HighQueryLatency on pool "main": Pool "main": query latency P99 is 1523 ms, above 1000 ms for 2 min');
   t.is(f.attachments.length, 1);
   t.is(f.attachments[0]!.color, '#ECB22E');
   t.is(f.attachments[0]!.blocks[0]!.type, 'section');
-  t.is(f.attachments[0]!.blocks[0]!.text!.text, '*WARNING: HighQueryLatency on pool "main"*\nPool "main": query latency P99 is 1523 ms, above 1000 ms for 2 min');
-  t.deepEqual(f.attachments[0]!.blocks[1]!.fields!.map((x) => x.text), ['*Pool:* main', '*Alert:* HighQueryLatency', '*Level:* warning', '*Status:* firing']);
+  t.is(
+    f.attachments[0]!.blocks[0]!.text!.text,
+    '*WARNING: HighQueryLatency on pool "main"*\nPool "main": query latency P99 is 1523 ms, above 1000 ms for 2 min',
+  );
+  t.deepEqual(
+    f.attachments[0]!.blocks[1]!.fields!.map((x) => x.text),
+    ['*Pool:* main', '*Alert:* HighQueryLatency', '*Level:* warning', '*Status:* firing'],
+  );
   t.is(f.attachments[0]!.blocks[2]!.type, 'context');
   const e = end!.json as typeof f;
   t.is(e.attachments[0]!.color, '#2EB67D');
   t.is(e.text, ':white_check_mark: Resolved: HighQueryLatency on pool "main": Pool "main": HighQueryLatency resolved after 5 s');
-  t.deepEqual(e.attachments[0]!.blocks[1]!.fields!.map((x) => x.text), ['*Pool:* main', '*Alert:* HighQueryLatency', '*Level:* warning', '*Status:* resolved']);
+  t.deepEqual(
+    e.attachments[0]!.blocks[1]!.fields!.map((x) => x.text),
+    ['*Pool:* main', '*Alert:* HighQueryLatency', '*Level:* warning', '*Status:* resolved'],
+  );
 });
 
 test('Slack escapes &, < and > in messages', async (t) => {
@@ -109,7 +130,12 @@ test('PagerDuty Events API v2: trigger, then resolve with the same dedup_key', a
     group: 'db-pool-otel',
     class: 'PoolDown',
   });
-  t.like(tr.payload.custom_details as object, { message: 'Pool "main" is down: connect ECONNREFUSED 127.0.0.1:5432 (for 30 s)', error: 'connect ECONNREFUSED 127.0.0.1:5432', threshold: 0, forMs: 30_000 });
+  t.like(tr.payload.custom_details as object, {
+    message: 'Pool "main" is down: connect ECONNREFUSED 127.0.0.1:5432 (for 30 s)',
+    error: 'connect ECONNREFUSED 127.0.0.1:5432',
+    threshold: 0,
+    forMs: 30_000,
+  });
   t.deepEqual(resolve!.json, { routing_key: routingKey, event_action: 'resolve', dedup_key: 'db-pool-otel/main/PoolDown' });
   t.is(DEFAULT_PAGERDUTY_EVENTS_URL, 'https://events.pagerduty.com/v2/enqueue');
   t.deepEqual(handler.toJSON().channels.pager, { type: 'pagerduty', routingKey: '[REDACTED]', eventsUrl: rx.url('/v2/enqueue'), minLevel: 'info' });
@@ -121,7 +147,10 @@ test('PagerDuty severities follow the level; a resolve without any key fails onc
   const handler = new AlertHandler({ channels: { pager: { type: 'pagerduty', routingKey: 'k'.repeat(32), eventsUrl: rx.url('/e') } }, logger: log });
   for (const level of ['info', 'warning', 'error', 'critical'] as const) await handler.sendAlert({ level, message: level, dedupKey: `k-${level}` });
   const reqs = await rx.waitFor(4);
-  t.deepEqual(reqs.map((r) => (r.json as { payload: { severity: string } }).payload.severity), ['info', 'warning', 'error', 'critical']);
+  t.deepEqual(
+    reqs.map((r) => (r.json as { payload: { severity: string } }).payload.severity),
+    ['info', 'warning', 'error', 'critical'],
+  );
   const report = await handler.sendAlert({ level: 'info', message: 'over', resolve: true });
   t.false(report.ok);
   t.is(report.deliveries[0]!.attempts, 1);
@@ -133,7 +162,14 @@ test('email over SMTP: from, to, subject and body; login with the configured use
   const auth = { user: 'alerts@example.com', pass: 'smtp-Pa55word!' };
   const rx = await smtpReceiver(t, auth);
   const handler = new AlertHandler({
-    channels: { mail: { type: 'email', smtp: { host: '127.0.0.1', port: rx.port, secure: false, auth }, from: 'DB Alerts <alerts@example.com>', to: ['oncall@example.com', 'dba@example.com'] } },
+    channels: {
+      mail: {
+        type: 'email',
+        smtp: { host: '127.0.0.1', port: rx.port, secure: false, auth },
+        from: 'DB Alerts <alerts@example.com>',
+        to: ['oncall@example.com', 'dba@example.com'],
+      },
+    },
   });
   const ctx = context('ConnectionExhaustion', 'orders', 7, 0);
   const report = await handler.handleConnectionExhaustion('orders', { ...ctx, forMs: 60_000 }).then(() => undefined);
@@ -162,7 +198,14 @@ test('email: a refused login is not retried and the password stays out of logs a
   const rx = await smtpReceiver(t, { user: 'alerts', pass: 'right-password-1' });
   const log = recordingLogger();
   const handler = new AlertHandler({
-    channels: { mail: { type: 'email', smtp: { host: '127.0.0.1', port: rx.port, auth: { user: 'alerts', pass: 'wrong-password-2' } }, from: 'a@example.com', to: 'b@example.com' } },
+    channels: {
+      mail: {
+        type: 'email',
+        smtp: { host: '127.0.0.1', port: rx.port, auth: { user: 'alerts', pass: 'wrong-password-2' } },
+        from: 'a@example.com',
+        to: 'b@example.com',
+      },
+    },
     logger: log,
   });
   const report = await handler.sendAlert({ level: 'critical', message: 'x', poolId: 'p', kind: 'PoolDown' });
@@ -171,7 +214,10 @@ test('email: a refused login is not retried and the password stays out of logs a
   t.regex(report.deliveries[0]!.error!, /EAUTH/);
   t.is(rx.mails.length, 0);
   t.is(log.lines.length, 1);
-  t.regex(log.lines[0]!, /alert channel "mail" \(email smtp:\/\/127\.0\.0\.1:\d+\): attempt 1 of 3 failed: .*EAUTH.*; giving up on alert CRITICAL PoolDown on pool "p"/);
+  t.regex(
+    log.lines[0]!,
+    /alert channel "mail" \(email smtp:\/\/127\.0\.0\.1:\d+\): attempt 1 of 3 failed: .*EAUTH.*; giving up on alert CRITICAL PoolDown on pool "p"/,
+  );
   for (const text of [...log.lines, JSON.stringify(report), inspect(handler, { depth: 10 }), JSON.stringify(handler)]) {
     t.false(text.includes('wrong-password-2'));
     t.false(text.includes(Buffer.from('wrong-password-2').toString('base64')));
@@ -211,12 +257,18 @@ test('a channel that is down is retried with exponential backoff, logged each ti
 });
 
 test('5xx and 429 are retried, other 4xx are not; a timeout counts as a failure', async (t) => {
-  const flaky = await httpReceiver(t, (_req, i) => (i === 0 ? { status: 503, body: 'busy' } : i === 1 ? { status: 429, headers: { 'retry-after': '0' } } : { status: 200 }));
+  const flaky = await httpReceiver(t, (_req, i) =>
+    i === 0 ? { status: 503, body: 'busy' } : i === 1 ? { status: 429, headers: { 'retry-after': '0' } } : { status: 200 },
+  );
   const bad = await httpReceiver(t, () => ({ status: 400, body: '{"error":"invalid"}' }));
   const hung = await httpReceiver(t, () => 'hang');
   const log = recordingLogger();
   const handler = new AlertHandler({
-    channels: { flaky: { type: 'webhook', url: flaky.url() }, bad: { type: 'slack', webhookUrl: bad.url() }, hung: { type: 'webhook', url: hung.url(), timeoutMs: 150 } },
+    channels: {
+      flaky: { type: 'webhook', url: flaky.url() },
+      bad: { type: 'slack', webhookUrl: bad.url() },
+      hung: { type: 'webhook', url: hung.url(), timeoutMs: 150 },
+    },
     retry: { attempts: 3, baseDelayMs: 20 },
     logger: log,
   });
@@ -231,10 +283,19 @@ test('channels: pick by name; unknown names are reported, not thrown; minLevel s
   const a = await httpReceiver(t);
   const b = await httpReceiver(t);
   const log = recordingLogger();
-  const handler = new AlertHandler({ channels: { a: { type: 'webhook', url: a.url() }, b: { type: 'webhook', url: b.url(), minLevel: 'critical' } }, logger: log });
+  const handler = new AlertHandler({
+    channels: { a: { type: 'webhook', url: a.url() }, b: { type: 'webhook', url: b.url(), minLevel: 'critical' } },
+    logger: log,
+  });
 
   const only = await handler.sendAlert({ level: 'critical', message: 'to a', channels: ['a', 'nope'] });
-  t.deepEqual(only.deliveries.map((d) => [d.channel, d.ok, d.type]), [['a', true, 'webhook'], ['nope', false, 'unknown']]);
+  t.deepEqual(
+    only.deliveries.map((d) => [d.channel, d.ok, d.type]),
+    [
+      ['a', true, 'webhook'],
+      ['nope', false, 'unknown'],
+    ],
+  );
   t.regex(only.deliveries[1]!.error!, /no channel named "nope" \(configured: a, b\)/);
   t.false(only.ok);
 
@@ -242,7 +303,11 @@ test('channels: pick by name; unknown names are reported, not thrown; minLevel s
   t.true(warn.ok);
   t.like(warn.deliveries[1], { channel: 'b', ok: false, attempts: 0, skipped: "level warning is below the channel's minLevel critical" });
   const end = await handler.sendAlert({ level: 'warning', message: 'w over', poolId: 'p', kind: 'HighErrorRate', resolve: true });
-  t.deepEqual(end.deliveries.map((d) => d.channel), ['a'], 'only the channel that heard the trigger');
+  t.deepEqual(
+    end.deliveries.map((d) => d.channel),
+    ['a'],
+    'only the channel that heard the trigger',
+  );
   t.is(a.requests.length, 3);
   t.is(b.requests.length, 0);
 });
@@ -260,7 +325,13 @@ test('handleResolved sends nothing for an episode this handler never announced',
   await handler.handleHighErrorRate('main', 0.5);
   await handler.handleResolved(resolved('HighErrorRate', 'main'));
   const reqs = await rx.waitFor(2);
-  t.deepEqual(reqs.map((r) => [(r.json as { kind: string }).kind, (r.json as { status: string }).status]), [['HighErrorRate', 'firing'], ['HighErrorRate', 'resolved']]);
+  t.deepEqual(
+    reqs.map((r) => [(r.json as { kind: string }).kind, (r.json as { status: string }).status]),
+    [
+      ['HighErrorRate', 'firing'],
+      ['HighErrorRate', 'resolved'],
+    ],
+  );
   t.is(rx.requests.length, 2);
 });
 
@@ -269,7 +340,9 @@ test('without channels the alert goes to the logger', async (t) => {
   const handler = new AlertHandler({ logger: log });
   const report = await handler.handleHighErrorRate('main', 0.075, { ...context('HighErrorRate', 'main', 0.075, 0.05), forMs: 180_000 });
   t.is(report, undefined);
-  t.deepEqual(log.lines, ['[db-pool-otel] alert (no channels configured) WARNING HighErrorRate: Pool "main": 7.5 % of queries are failing (threshold 5 %, for 3 min)']);
+  t.deepEqual(log.lines, [
+    '[db-pool-otel] alert (no channels configured) WARNING HighErrorRate: Pool "main": 7.5 % of queries are failing (threshold 5 %, for 3 min)',
+  ]);
 });
 
 test('secrets never appear in toJSON, util.inspect, logs or reports', async (t) => {
@@ -289,7 +362,13 @@ test('secrets never appear in toJSON, util.inspect, logs or reports', async (t) 
     retry: { attempts: 2, baseDelayMs: 1 },
     logger: log,
   });
-  const report: DeliveryReport = await handler.sendAlert({ level: 'critical', message: `leaked ${routingKey} in a message`, poolId: 'p', kind: 'PoolDown', details: { note: pass } });
+  const report: DeliveryReport = await handler.sendAlert({
+    level: 'critical',
+    message: `leaked ${routingKey} in a message`,
+    poolId: 'p',
+    kind: 'PoolDown',
+    details: { note: pass },
+  });
   t.false(report.ok);
   t.is(report.deliveries.length, 4);
   t.true(log.lines.length >= 8);
@@ -301,7 +380,14 @@ test('secrets never appear in toJSON, util.inspect, logs or reports', async (t) 
     ops: { type: 'webhook', url: `http://127.0.0.1:${port}/[REDACTED]`, headers: { authorization: '[REDACTED]' }, minLevel: 'info' },
     chat: { type: 'slack', webhookUrl: `http://127.0.0.1:${port}/[REDACTED]`, minLevel: 'info' },
     pager: { type: 'pagerduty', routingKey: '[REDACTED]', eventsUrl: `http://127.0.0.1:${port}/v2/enqueue`, minLevel: 'info' },
-    mail: { type: 'email', smtp: { host: '127.0.0.1', port, secure: false, auth: { user: 'u', pass: '[REDACTED]' } }, from: 'a@example.com', to: 'b@example.com', minLevel: 'info', timeoutMs: 500 },
+    mail: {
+      type: 'email',
+      smtp: { host: '127.0.0.1', port, secure: false, auth: { user: 'u', pass: '[REDACTED]' } },
+      from: 'a@example.com',
+      to: 'b@example.com',
+      minLevel: 'info',
+      timeoutMs: 500,
+    },
   });
   t.regex(inspect(handler), /^AlertHandler \{/);
   t.is(handler.redact(`see http://127.0.0.1:${port}/hooks/${hookToken}?sig=querysecret123`), 'see [REDACTED]');
@@ -342,7 +428,10 @@ test('invalid channel config: INVALID_CONFIG naming each field, secret values re
 });
 
 test('a bad routing key or URL type is named, and unknown handler options get a suggestion', (t) => {
-  const err = t.throws(() => new AlertHandler({ channels: { p: { type: 'pagerduty', routingKey: 'has spaces in it' } }, chanels: {} } as never)) as unknown as { code: string; issues: { path: string; value: unknown; rule: string }[] };
+  const err = t.throws(() => new AlertHandler({ channels: { p: { type: 'pagerduty', routingKey: 'has spaces in it' } }, chanels: {} } as never)) as unknown as {
+    code: string;
+    issues: { path: string; value: unknown; rule: string }[];
+  };
   t.is(err.code, 'INVALID_CONFIG');
   t.deepEqual(err.issues, [
     { path: 'chanels', value: 'an object', rule: 'is not a known option (did you mean "channels"?)' },

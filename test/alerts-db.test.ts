@@ -39,7 +39,10 @@ test('ConnectionExhaustion on a real pool: webhook gets the trigger after the ho
   const [fire] = await rx.waitFor(1);
   t.true(fire!.at - started >= 195, `held for 200 ms first (${Math.round(fire!.at - started)} ms)`);
   t.like(fire!.json, { level: 'critical', status: 'firing', poolId, kind: 'ConnectionExhaustion', dedupKey: `db-pool-otel/${poolId}/ConnectionExhaustion` });
-  t.regex((fire!.json as { message: string }).message, new RegExp(`Pool "${poolId}" is out of connections: 1 of 1 connections in use, 0 idle, 1 callers waiting \\(for 200 ms\\)`));
+  t.regex(
+    (fire!.json as { message: string }).message,
+    new RegExp(`Pool "${poolId}" is out of connections: 1 of 1 connections in use, 0 idle, 1 callers waiting \\(for 200 ms\\)`),
+  );
 
   held.release();
   t.deepEqual((await waiting).rows, [{ one: 1 }]);
@@ -48,7 +51,7 @@ test('ConnectionExhaustion on a real pool: webhook gets the trigger after the ho
   t.is(rx.requests.length, 2);
 });
 
-test('LeakSuspected on a real pool: PagerDuty trigger with the holder\'s stack, resolve with the same dedup_key', async (t) => {
+test("LeakSuspected on a real pool: PagerDuty trigger with the holder's stack, resolve with the same dedup_key", async (t) => {
   const rx = await httpReceiver(t, () => ({ status: 202, body: '{"status":"success"}' }));
   const { db, poolId } = pool(t, { max: 3, leakDetectionThresholdMs: 100 });
   const handler = new AlertHandler({ channels: { pager: { type: 'pagerduty', routingKey: 'a'.repeat(32), eventsUrl: rx.url('/v2/enqueue') } }, logger: null });
@@ -57,7 +60,11 @@ test('LeakSuspected on a real pool: PagerDuty trigger with the holder\'s stack, 
   const leaked = await db.acquire(poolId);
   await leaked.query('SELECT 42 AS answer');
   const [trigger] = await rx.waitFor(1);
-  const ev = trigger!.json as { event_action: string; dedup_key: string; payload: { severity: string; component: string; summary: string; custom_details: Record<string, unknown> } };
+  const ev = trigger!.json as {
+    event_action: string;
+    dedup_key: string;
+    payload: { severity: string; component: string; summary: string; custom_details: Record<string, unknown> };
+  };
   t.is(ev.event_action, 'trigger');
   t.is(ev.dedup_key, `db-pool-otel/${poolId}/LeakSuspected`);
   t.is(ev.payload.severity, 'warning');
@@ -79,7 +86,10 @@ test('HighErrorRate on a real pool: Slack trigger, and the resolve once the wind
 
   for (let i = 0; i < 3; i++) await t.throwsAsync(db.query(poolId, 'SELECT 1/0'));
   const [fire] = await rx.waitFor(1);
-  t.regex((fire!.json as { text: string }).text, new RegExp(`WARNING: HighErrorRate on pool "${poolId}": Pool "${poolId}": 100 % of queries are failing \\(threshold 5 %, for 0 ms\\)`));
+  t.regex(
+    (fire!.json as { text: string }).text,
+    new RegExp(`WARNING: HighErrorRate on pool "${poolId}": Pool "${poolId}": 100 % of queries are failing \\(threshold 5 %, for 0 ms\\)`),
+  );
 
   // Successful queries until the failures have left the 1 s window and the resolve arrives.
   const resolved = rx.waitFor(2, 15_000);

@@ -23,7 +23,6 @@ import { closedPort, deferred, recordingLogger, healthyMetrics, withTimeout } fr
 
 const quiet = { warn() {} };
 
-
 const healthy = healthyMetrics;
 
 /** A source whose metrics the test sets by hand. */
@@ -128,13 +127,23 @@ test('a condition must hold for its duration; then one call per episode and one 
   t.true(waited >= 195, `fired after the condition held 200 ms (took ${Math.round(waited)} ms)`);
   t.true(waited < 1_500);
   t.like(h.calls[0], { method: 'handleHighLatency', poolId: 'main', value: 1500 });
-  t.like(h.calls[0]!.context, { kind: 'HighQueryLatency', poolId: 'main', dedupKey: 'db-pool-otel/main/HighQueryLatency', value: 1500, threshold: 1000, forMs: 200 });
+  t.like(h.calls[0]!.context, {
+    kind: 'HighQueryLatency',
+    poolId: 'main',
+    dedupKey: 'db-pool-otel/main/HighQueryLatency',
+    value: 1500,
+    threshold: 1000,
+    forMs: 200,
+  });
 
   // Still high, and worse: no second call for the same episode.
   src.set('main', { latencyP99: 2500 });
   for (let i = 0; i < 5; i++) await ev.evaluateNow();
   t.is(h.calls.length, 1);
-  t.deepEqual(ev.activeAlerts().map((a) => [a.kind, a.poolId, a.value, a.peakValue]), [['HighQueryLatency', 'main', 1500, 2500]]);
+  t.deepEqual(
+    ev.activeAlerts().map((a) => [a.kind, a.poolId, a.value, a.peakValue]),
+    [['HighQueryLatency', 'main', 1500, 2500]],
+  );
 
   src.set('main', { latencyP99: 20 });
   await ev.evaluateNow();
@@ -214,14 +223,23 @@ test('PoolDown from a failing probe counts only while the pool has room', async 
   const withProbe: AlertSource = Object.assign(src, {
     async healthCheck() {
       probes++;
-      return { healthyPools: [], unhealthyPools: [{ poolId: 'a', error: 'health probe timed out after 2000 ms' }, { poolId: 'busy', error: 'health probe timed out after 2000 ms' }] };
+      return {
+        healthyPools: [],
+        unhealthyPools: [
+          { poolId: 'a', error: 'health probe timed out after 2000 ms' },
+          { poolId: 'busy', error: 'health probe timed out after 2000 ms' },
+        ],
+      };
     },
   });
   const h = new RecordingHandler();
   const ev = new AlertEvaluator(withProbe, h, manual({ rules: { poolDown: { forMs: 0 }, connectionExhaustion: { enabled: false } } }));
   await ev.evaluateNow();
   t.is(probes, 1);
-  t.deepEqual(h.calls.map((c) => [c.method, c.poolId, (c.value as Error).message]), [['handlePoolDown', 'a', 'health probe timed out after 2000 ms']]);
+  t.deepEqual(
+    h.calls.map((c) => [c.method, c.poolId, (c.value as Error).message]),
+    [['handlePoolDown', 'a', 'health probe timed out after 2000 ms']],
+  );
 
   const noProbe = new AlertEvaluator(withProbe, new RecordingHandler(), manual({ probe: false }));
   await noProbe.evaluateNow();
@@ -254,7 +272,10 @@ test('a slow handler under a fast loop: never two calls at once for one episode;
   await h.waitForCalls(2);
   await ev.stop();
   // The latest state wins: the episode that ended while the handler was stuck is not replayed.
-  t.deepEqual(h.calls.map((c) => c.method), ['handleConnectionExhaustion', 'handleConnectionExhaustion']);
+  t.deepEqual(
+    h.calls.map((c) => c.method),
+    ['handleConnectionExhaustion', 'handleConnectionExhaustion'],
+  );
   t.is(h.calls[1]!.context!.value, 9);
   t.is(h.maxConcurrent, 1);
 });
@@ -308,7 +329,9 @@ test('a disabled rule is not evaluated', async (t) => {
 });
 
 test('invalid evaluator options: INVALID_CONFIG naming the field', (t) => {
-  const err = t.throws(() => new AlertEvaluator(new FakeSource(), [], { intervalMs: 0, rules: { highQueryLatency: { forMs: -1, treshold: 5 }, nope: {} }, probe: 'yes' } as never)) as unknown as {
+  const err = t.throws(
+    () => new AlertEvaluator(new FakeSource(), [], { intervalMs: 0, rules: { highQueryLatency: { forMs: -1, treshold: 5 }, nope: {} }, probe: 'yes' } as never),
+  ) as unknown as {
     code: string;
     issues: { path: string; rule: string }[];
   };
@@ -324,13 +347,20 @@ test('the evaluation timer does not keep the process alive', async (t) => {
     console.log('started');
   `;
   // Resolves only if the child exits by itself (execFile kills it at the timeout and rejects).
-  const r = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), timeout: 20_000, encoding: 'utf8' });
+  const r = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: process.cwd(),
+    timeout: 20_000,
+    encoding: 'utf8',
+  });
   t.is(r.stdout.trim(), 'started');
 });
 
 test('PoolDown from a real DatabasePool whose server is unreachable; handlers are attached to it', async (t) => {
   const port = await closedPort();
-  const db = new DatabasePool({ pools: { down: { connection: { host: '127.0.0.1', port, user: 'u', database: 'd' }, min: 1, max: 2, acquireTimeoutMs: 500 } }, logger: null });
+  const db = new DatabasePool({
+    pools: { down: { connection: { host: '127.0.0.1', port, user: 'u', database: 'd' }, min: 1, max: 2, acquireTimeoutMs: 500 } },
+    logger: null,
+  });
   t.teardown(() => db.close({ drainTimeoutMs: 200 }));
   const h = new RecordingHandler();
   const ev = new AlertEvaluator(db, h, { intervalMs: 50, logger: quiet, rules: { poolDown: { forMs: 200 } } });

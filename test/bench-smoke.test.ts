@@ -24,7 +24,15 @@ test('npm run bench -- --quick: every case runs and bench/run.ts writes the resu
     maxBuffer: 16 * 2 ** 20,
   });
   const md = fs.readFileSync(out, 'utf8');
-  for (const heading of ['1. Connection cycle', '1b. The same pools', '2, 3. Queries over PostgreSQL', '4. Heap after', '5a. 1 pool vs', '5b. Acquire cost', '5c. ']) {
+  for (const heading of [
+    '1. Connection cycle',
+    '1b. The same pools',
+    '2, 3. Queries over PostgreSQL',
+    '4. Heap after',
+    '5a. 1 pool vs',
+    '5b. Acquire cost',
+    '5c. ',
+  ]) {
     t.true(md.includes(`### ${heading}`), heading);
   }
   t.regex(md, /\| SELECT 1 \| ours \+ spans \+ metrics \| [\d\u2009]+/);

@@ -66,7 +66,10 @@ test.serial('acquire, connect, query and release publish the documented messages
   });
 
   const db = newDb(t, { obs: { max: 1, min: 0 } });
-  t.deepEqual(poolEvents.map((e) => e.event), ['created']);
+  t.deepEqual(
+    poolEvents.map((e) => e.event),
+    ['created'],
+  );
   await db.query('obs', 'SELECT $1::int AS n, $2::text AS s', [7, 'x']);
   await t.throwsAsync(db.query('obs', 'SELECT * FROM missing_table_for_channels'));
 
@@ -100,7 +103,10 @@ test.serial('acquire, connect, query and release publish the documented messages
   t.true(releases[0]!.useMs >= 0);
 
   await db.removePool('obs');
-  t.deepEqual(poolEvents.map((e) => e.event), ['created', 'removed']);
+  t.deepEqual(
+    poolEvents.map((e) => e.event),
+    ['created', 'removed'],
+  );
 });
 
 test.serial('an acquire that waited names the loan it waited behind', async (t) => {

@@ -40,7 +40,17 @@ test('live endpoint: SQL aliases and a server error message with control charact
   const db = quietDb(t, {
     esc: { max: 2, min: 1, slowQueryThresholdMs: 1, leakDetectionThresholdMs: 100 },
     // The server under test's credentials (the embedded server checks passwords), a database that does not exist.
-    baddb: { connection: { host: '127.0.0.1', port: Number(server.port || 5432), user: decodeURIComponent(server.username) || 'postgres', password: decodeURIComponent(server.password) || undefined, database: EVIL }, min: 0, acquireTimeoutMs: 2_000 },
+    baddb: {
+      connection: {
+        host: '127.0.0.1',
+        port: Number(server.port || 5432),
+        user: decodeURIComponent(server.username) || 'postgres',
+        password: decodeURIComponent(server.password) || undefined,
+        database: EVIL,
+      },
+      min: 0,
+      acquireTimeoutMs: 2_000,
+    },
   });
   const admin = await startAdminServer(db, { port: 0, token: TOKEN, logger: null });
   t.teardown(() => admin.close());
@@ -106,7 +116,10 @@ async function hostileEndpoint(t: import('ava').ExecutionContext): Promise<strin
   const bodies: Record<string, [number, unknown]> = {
     'GET /health': [200, { status: EVIL, healthyPools: [EVIL], unhealthyPools: [{ poolId: EVIL, error: EVIL }] }],
     'GET /pools': [200, { pools: [{ poolId: EVIL, total: 1, active: 0, idle: 1, waiting: 0, min: 0, max: 2, utilization: 0, lastConnectError: EVIL }] }],
-    'GET /pools/p': [200, { poolId: EVIL, config: { [EVIL]: EVIL, connection: { host: EVIL, port: 5432, database: EVIL, user: EVIL }, nested: { k: EVIL } }, status }],
+    'GET /pools/p': [
+      200,
+      { poolId: EVIL, config: { [EVIL]: EVIL, connection: { host: EVIL, port: 5432, database: EVIL, user: EVIL }, nested: { k: EVIL } }, status },
+    ],
     'GET /pools/p/metrics': [200, { poolId: EVIL, timestamp: EVIL, lastConnectError: EVIL, totals: { [EVIL]: EVIL } }],
     'GET /pools/p/slow-queries': [200, { slowQueries: [slowQuery] }],
     'GET /pools/p/connections': [200, { connections: [connection] }],
@@ -115,7 +128,12 @@ async function hostileEndpoint(t: import('ava').ExecutionContext): Promise<strin
       {
         poolId: EVIL,
         performance: { overallHealth: EVIL, issues: [{ severity: EVIL, type: EVIL, description: EVIL, recommendations: [EVIL] }], slowQueries: [slowQuery] },
-        leaks: { totalConnections: 1, thresholdMs: 5, suspiciousConnections: [{ id: EVIL, activeDurationMs: 9, loanId: EVIL, stackTrace: `Error\n    at ${EVIL}` }], recommendations: [EVIL] },
+        leaks: {
+          totalConnections: 1,
+          thresholdMs: 5,
+          suspiciousConnections: [{ id: EVIL, activeDurationMs: 9, loanId: EVIL, stackTrace: `Error\n    at ${EVIL}` }],
+          recommendations: [EVIL],
+        },
       },
     ],
     'POST /pools/p/restart': [200, { durationMs: 3, status }],
@@ -164,7 +182,8 @@ test('hostile endpoint: every command and every error form shows the payload esc
     const r = await cli(args, url);
     assertClean(t, r.all, args.join(' '));
     // restart and cleanup print only numbers of the answer.
-    if (args[0] !== 'restart' && args[0] !== 'cleanup') t.true(r.all.includes('\\x1b]0;pwned\\x07'), `${args.join(' ')} shows the payload escaped: ${JSON.stringify(r.all)}`);
+    if (args[0] !== 'restart' && args[0] !== 'cleanup')
+      t.true(r.all.includes('\\x1b]0;pwned\\x07'), `${args.join(' ')} shows the payload escaped: ${JSON.stringify(r.all)}`);
   }
   // Fields keep all their characters, escaped; the issue list keeps its own layout.
   const health = await cli(['health'], url);
@@ -186,8 +205,11 @@ test('through the binary: stdout and stderr carry no raw control character', asy
   const entry = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
   const spawn = (args: string[]) =>
     new Promise<{ stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, ['--import', import.meta.resolve('tsx'), entry, ...args], { env: { ...process.env, DB_POOL_ADMIN_URL: url, DB_POOL_ADMIN_TOKEN: TOKEN }, timeout: 60_000 }, (_err, stdout, stderr) =>
-        resolve({ stdout, stderr }),
+      execFile(
+        process.execPath,
+        ['--import', import.meta.resolve('tsx'), entry, ...args],
+        { env: { ...process.env, DB_POOL_ADMIN_URL: url, DB_POOL_ADMIN_TOKEN: TOKEN }, timeout: 60_000 },
+        (_err, stdout, stderr) => resolve({ stdout, stderr }),
       );
     });
   const [pools, failed] = await Promise.all([spawn(['pools']), spawn(['metrics', 'e500'])]);

@@ -79,10 +79,15 @@ async function cli(t: ExecutionContext, args: string[], options: { env?: Record<
   const result = await slot(
     () =>
       new Promise<CliRun>((resolve) => {
-        execFile(process.execPath, ['--import', TSX, ENTRY, ...args], { env: childEnv(options.env ?? {}), cwd: options.cwd, timeout: 60_000 }, (err, stdout, stderr) => {
-          const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-          resolve({ code, stdout, stderr });
-        });
+        execFile(
+          process.execPath,
+          ['--import', TSX, ENTRY, ...args],
+          { env: childEnv(options.env ?? {}), cwd: options.cwd, timeout: 60_000 },
+          (err, stdout, stderr) => {
+            const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+            resolve({ code, stdout, stderr });
+          },
+        );
       }),
   );
   for (const secret of SECRETS) {
@@ -148,7 +153,10 @@ test('read commands, human and JSON: health, pools, config, metrics, slow-querie
     t.regex(lines(pools!.stdout)[0]!, /^POOL +TOTAL +ACTIVE +IDLE +WAITING +MIN +MAX +UTIL +LAST CONNECT ERROR$/);
     t.is(lines(pools!.stdout).length, 1 + db.listPools().length);
     t.regex(pools!.stdout, /^main +\d+ +[1-4] +\d+ +0 +1 +4 +\d+\.\d %/m);
-    t.deepEqual(json(poolsJ!).pools.map((p: { poolId: string }) => p.poolId), db.listPools());
+    t.deepEqual(
+      json(poolsJ!).pools.map((p: { poolId: string }) => p.poolId),
+      db.listPools(),
+    );
 
     t.is(config!.code, 0, config!.stderr);
     t.regex(config!.stdout, /^connection +postgres(ql)?:\/\/\S+$/m);
@@ -158,7 +166,20 @@ test('read commands, human and JSON: health, pools, config, metrics, slow-querie
     t.deepEqual(json(configJ!).config, db.getPoolConfig('main'));
 
     t.is(metrics!.code, 0, metrics!.stderr);
-    for (const label of ['pool', 'connections', 'utilization', 'waiting', 'acquire', 'queries', 'query latency', 'errors', 'slow queries', 'leaks', 'last connect error', 'since start']) {
+    for (const label of [
+      'pool',
+      'connections',
+      'utilization',
+      'waiting',
+      'acquire',
+      'queries',
+      'query latency',
+      'errors',
+      'slow queries',
+      'leaks',
+      'last connect error',
+      'since start',
+    ]) {
       t.regex(metrics!.stdout, new RegExp(`^${label} +\\S`, 'm'), label);
     }
     t.regex(metrics!.stdout, /^leaks +1 loans held past the threshold$/m);
@@ -176,7 +197,10 @@ test('read commands, human and JSON: health, pools, config, metrics, slow-querie
     t.regex(lines(conns!.stdout)[0]!, /^ *ID +STATE +PID +AGE +HELD FOR +USES +LAST QUERY$/);
     t.regex(conns!.stdout, /^ *\d+ +active +\d+ +\S+ +\S+ +\d+ /m);
     const ids = db.getConnectionDetails('main').map((c) => c.id);
-    t.deepEqual(json(connsJ!).connections.map((c: { id: number }) => c.id), ids);
+    t.deepEqual(
+      json(connsJ!).connections.map((c: { id: number }) => c.id),
+      ids,
+    );
     t.is(lines(conns!.stdout).length, 1 + ids.length);
 
     // A suspected leak is a high-severity issue, so the pool's health is critical: diagnose exits 1.
@@ -188,7 +212,10 @@ test('read commands, human and JSON: health, pools, config, metrics, slow-querie
     t.regex(diag!.stdout, /^ {2}\[high\] connection_leaks: 1 connections held longer than 150 ms$/m);
     t.regex(diag!.stdout, /^leaks: 1 of \d+ connections held longer than 150 ms$/m);
     t.regex(diag!.stdout, /cli\.test\.ts:\d+/, 'the stack of the code holding the leaked connection');
-    t.deepEqual(d.leaks.suspiciousConnections.map((c: { loanId: number }) => c.loanId), [held.id]);
+    t.deepEqual(
+      d.leaks.suspiciousConnections.map((c: { loanId: number }) => c.loanId),
+      [held.id],
+    );
   } finally {
     held.release();
   }
@@ -222,7 +249,10 @@ test('the metrics export file parses and matches getDetailedMetrics', async (t) 
   const dir = await mkdtemp(join(tmpdir(), 'db-pool-cli-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const env = { DB_POOL_ADMIN_URL: server.url };
-  const [byDefault, named] = await Promise.all([cli(t, ['metrics', 'exp', '--out'], { cwd: dir, env }), cli(t, ['--json', 'metrics', 'exp', '--out', 'named.json'], { cwd: dir, env })]);
+  const [byDefault, named] = await Promise.all([
+    cli(t, ['metrics', 'exp', '--out'], { cwd: dir, env }),
+    cli(t, ['--json', 'metrics', 'exp', '--out', 'named.json'], { cwd: dir, env }),
+  ]);
   t.is(byDefault.code, 0, byDefault.stderr);
   t.is(named.code, 0, named.stderr);
   const files = (await readdir(dir)).sort();
@@ -240,7 +270,19 @@ test('the metrics export file parses and matches getDetailedMetrics', async (t) 
     t.deepEqual(exported.totals, expected.totals, 'lifetime counts');
     t.is(exported.totals.queries, 6);
     t.is(exported.totals.errors, 1);
-    for (const key of ['poolId', 'windowSeconds', 'queriesInWindow', 'errorsInWindow', 'errorRate', 'totalConnections', 'maxConnections', 'minConnections', 'acquireTimeouts', 'slowQueriesCount', 'leakedConnections']) {
+    for (const key of [
+      'poolId',
+      'windowSeconds',
+      'queriesInWindow',
+      'errorsInWindow',
+      'errorRate',
+      'totalConnections',
+      'maxConnections',
+      'minConnections',
+      'acquireTimeouts',
+      'slowQueriesCount',
+      'leakedConnections',
+    ]) {
       t.deepEqual(exported[key], expected[key], key);
     }
     t.true(Date.parse(exported.timestamp) <= Date.parse(expected.timestamp));
@@ -265,7 +307,10 @@ test('mutating commands, human and JSON: resize, timeouts, cleanup, restart', as
   t.is(timeoutsJ.code, 0, timeoutsJ.stderr);
   // The two ran concurrently: one changed queryTimeoutMs, the other found it set already.
   t.regex(timeouts.stdout, /^pool mut: (queryTimeoutMs 30000 → 4000, )?acquireTimeoutMs 10000 → 2000; now /m);
-  t.deepEqual(Object.keys(json(timeoutsJ).changed).filter((k) => k !== 'queryTimeoutMs'), []);
+  t.deepEqual(
+    Object.keys(json(timeoutsJ).changed).filter((k) => k !== 'queryTimeoutMs'),
+    [],
+  );
   t.is(db.getPoolConfig('mut').queryTimeoutMs, 4000);
   t.is(db.getPoolConfig('mut').acquireTimeoutMs, 2000);
 
@@ -285,7 +330,10 @@ test('mutating commands, human and JSON: resize, timeouts, cleanup, restart', as
   t.is(json(restartJ).restarted, true);
   t.true(await eventually(() => db.getPoolStatus('mut').idle >= 2, 15_000));
   const pidsAfter = db.getConnectionDetails('mut').map((c) => c.processId);
-  t.true(pidsAfter.every((pid) => !pidsBefore.includes(pid)), 'every session replaced');
+  t.true(
+    pidsAfter.every((pid) => !pidsBefore.includes(pid)),
+    'every session replaced',
+  );
   t.is(db.getPoolConfig('mut').max, 5, 'a restart keeps the live changes');
 });
 
@@ -298,9 +346,16 @@ test('missing and wrong tokens on every mutating command: exit 3, the fix named,
     created: db.getDetailedMetrics('tok').totals.connectionsCreated,
   });
   const before = snapshot();
-  const commands = [['restart', 'tok'], ['cleanup', 'tok'], ['resize', 'tok', '--max', '9'], ['timeouts', 'tok', '--query', '1111', '--acquire', '2222']];
+  const commands = [
+    ['restart', 'tok'],
+    ['cleanup', 'tok'],
+    ['resize', 'tok', '--max', '9'],
+    ['timeouts', 'tok', '--query', '1111', '--acquire', '2222'],
+  ];
   const missing = await Promise.all(commands.map((c) => cli(t, c, { env: { DB_POOL_ADMIN_TOKEN: '' } })));
-  const wrong = await Promise.all(commands.map((c, i) => (i % 2 === 0 ? cli(t, [...c, '--token', WRONG_TOKEN]) : cli(t, c, { env: { DB_POOL_ADMIN_TOKEN: WRONG_TOKEN } }))));
+  const wrong = await Promise.all(
+    commands.map((c, i) => (i % 2 === 0 ? cli(t, [...c, '--token', WRONG_TOKEN]) : cli(t, c, { env: { DB_POOL_ADMIN_TOKEN: WRONG_TOKEN } }))),
+  );
   for (const r of missing) {
     t.is(r.code, 3);
     t.regex(r.stderr, /^db-pool: error: http:\/\/127\.0\.0\.1:\d+ needs a token \(missing bearer token.*\) — set DB_POOL_ADMIN_TOKEN \(or --token\)/);
@@ -316,7 +371,10 @@ test('missing and wrong tokens on every mutating command: exit 3, the fix named,
   const readOnly = await adminFor(t, db, {});
   const off = await inProcess(['resize', 'tok', '--max', '9'], { DB_POOL_ADMIN_URL: readOnly.url, DB_POOL_ADMIN_TOKEN: TOKEN });
   t.is(off.code, 3);
-  t.regex(off.stderr, /refused: this admin endpoint was started without a token, so restart, cleanup and config changes are off: start it with startAdminServer\(\{ token \}\)/);
+  t.regex(
+    off.stderr,
+    /refused: this admin endpoint was started without a token, so restart, cleanup and config changes are off: start it with startAdminServer\(\{ token \}\)/,
+  );
   t.deepEqual(snapshot(), before);
 });
 
@@ -348,16 +406,23 @@ test.serial('a resize and a restart through the CLI under a 20-worker load fail 
     const grow = await cli(t, ['resize', 'load', '--max', '8', '--json']);
     t.deepEqual(json(grow).changed, { max: { from: 2, to: 8 } });
     // The pool's total counts connections still being opened; wait for eight open sessions.
-    const openSessions = () => db.getConnectionDetails('load').filter((c) => c.processId !== undefined).map((c) => c.processId);
+    const openSessions = () =>
+      db
+        .getConnectionDetails('load')
+        .filter((c) => c.processId !== undefined)
+        .map((c) => c.processId);
     t.true(await eventually(() => openSessions().length === 8, 10_000), 'eight sessions before the restart');
     const pidsBefore = new Set(openSessions());
     t.is(pidsBefore.size, 8, 'eight distinct sessions before the restart');
     const restart = await cli(t, ['restart', 'load', '--json']);
     t.is(restart.code, 0, restart.stderr);
-    t.true(await eventually(() => {
-      const now = db.getConnectionDetails('load');
-      return now.length > 0 && now.every((c) => !pidsBefore.has(c.processId));
-    }, 10_000), 'the restart replaced every session');
+    t.true(
+      await eventually(() => {
+        const now = db.getConnectionDetails('load');
+        return now.length > 0 && now.every((c) => !pidsBefore.has(c.processId));
+      }, 10_000),
+      'the restart replaced every session',
+    );
     await progress(100);
   } finally {
     stop = true;
@@ -373,7 +438,10 @@ test('exit codes: 2 for usage errors, 3 for an unreachable or foreign endpoint, 
   t.teardown(() => new Promise<void>((resolve) => foreign.close(() => resolve())));
   const port = await closedPort();
   // Two through the binary (its exit status is the code run() returns), the rest in process.
-  const [unknownCommand, unreachable] = await Promise.all([cli(t, ['restat', 'main']), cli(t, ['pools'], { env: { DB_POOL_ADMIN_URL: `http://127.0.0.1:${port}` } })]);
+  const [unknownCommand, unreachable] = await Promise.all([
+    cli(t, ['restat', 'main']),
+    cli(t, ['pools'], { env: { DB_POOL_ADMIN_URL: `http://127.0.0.1:${port}` } }),
+  ]);
   t.is(unknownCommand.code, 2);
   t.regex(unknownCommand.stderr, /^db-pool: error: unknown command 'restat'\n\(Did you mean restart\?\)/);
   t.is(unreachable.code, 3);
@@ -416,14 +484,20 @@ test('--help works for the program and every command and names the environment a
   t.is(top.code, 0);
   for (const command of ['health', 'pools', 'config', 'metrics', 'slow-queries', 'connections', 'diagnose', 'restart', 'cleanup', 'resize', 'timeouts']) {
     t.regex(top.stdout, new RegExp(`^ {2}${command}\\b`, 'm'), command);
-    for (const args of [[command, '--help'], ['help', command]]) {
+    for (const args of [
+      [command, '--help'],
+      ['help', command],
+    ]) {
       const r = await inProcess(args);
       t.is(r.code, 0, args.join(' '));
       t.regex(r.stdout, new RegExp(`^Usage: db-pool ${command}`), args.join(' '));
       t.regex(r.stdout, /Global Options:[\s\S]*--url <url>[\s\S]*--token <token>[\s\S]*--json/);
     }
   }
-  t.regex(top.stdout, /DB_POOL_ADMIN_URL[\s\S]*DB_POOL_ADMIN_TOKEN[\s\S]*Exit codes: 0 ok, 1 unhealthy or failed operation, 2 usage error,\s+3 admin endpoint unreachable or unauthorized/);
+  t.regex(
+    top.stdout,
+    /DB_POOL_ADMIN_URL[\s\S]*DB_POOL_ADMIN_TOKEN[\s\S]*Exit codes: 0 ok, 1 unhealthy or failed operation, 2 usage error,\s+3 admin endpoint unreachable or unauthorized/,
+  );
 });
 
 test('examples/recovery_operations.sh: restart_pool, cleanup_pool and export_metrics on top of the CLI', async (t) => {

@@ -79,25 +79,42 @@ const secretShapes: [string, Record<string, unknown>, string][] = [
   ['ssl.passphrase', { connection: { host: 'h', ssl: { passphrase: SECRET } } }, 'pools.p.connection.ssl.passphrase'],
   ['a URL with no scheme', { connection: { connectionString: `app:${SECRET}@db.example/app` } }, 'pools.p.connection.connectionString'],
   ['a URL with no scheme, starting with //', { connection: { connectionString: `//app:${SECRET}@db.example/app` } }, 'pools.p.connection.connectionString'],
-  ['a URL whose password is in the path', { connection: { connectionString: `mysql://app:123/${SECRET}@db.example/app` } }, 'pools.p.connection.connectionString'],
+  [
+    'a URL whose password is in the path',
+    { connection: { connectionString: `mysql://app:123/${SECRET}@db.example/app` } },
+    'pools.p.connection.connectionString',
+  ],
   ['a URL in an object under an unknown key', { connection: { host: 'h' }, extra: { target: URL_WITH_SECRET } }, 'pools.p.extra'],
 ];
 
 for (const [name, config, path] of secretShapes) {
   test(`INVALID_CONFIG hides a secret given as ${name}`, async (t) => {
     const err = await invalidConfig(t, () => new DatabasePool({ pools: { p: config as unknown as PoolConfig }, logger: null }));
-    t.true(err.issues.some((i) => i.path === path), `an issue at ${path}; got ${err.issues.map((i) => i.path).join(', ')}`);
+    t.true(
+      err.issues.some((i) => i.path === path),
+      `an issue at ${path}; got ${err.issues.map((i) => i.path).join(', ')}`,
+    );
     assertNoSecret(t, err);
   });
 }
 
 test('INVALID_CONFIG hides a numeric password under a misspelled key', async (t) => {
-  const err = await invalidConfig(t, () => new DatabasePool({ pools: { p: { connection: { host: 'h', passwd: 86753099 } } as unknown as PoolConfig }, logger: null }));
+  const err = await invalidConfig(
+    t,
+    () => new DatabasePool({ pools: { p: { connection: { host: 'h', passwd: 86753099 } } as unknown as PoolConfig }, logger: null }),
+  );
   assertNoSecret(t, err, '86753099');
 });
 
 test('INVALID_CONFIG still shows harmless values, so the problem can be found', async (t) => {
-  const err = await invalidConfig(t, () => new DatabasePool({ pools: { p: { connection: { host: 'h', port: 70_000 }, max: 'twenty', applicationName: 'x'.repeat(64) } as unknown as PoolConfig }, logger: null }));
+  const err = await invalidConfig(
+    t,
+    () =>
+      new DatabasePool({
+        pools: { p: { connection: { host: 'h', port: 70_000 }, max: 'twenty', applicationName: 'x'.repeat(64) } as unknown as PoolConfig },
+        logger: null,
+      }),
+  );
   const byPath = Object.fromEntries(err.issues.map((i) => [i.path, i.value]));
   t.is(byPath['pools.p.connection.port'], 70_000);
   t.is(byPath['pools.p.max'], 'twenty');
@@ -131,7 +148,12 @@ test('YAML `connection: ${DATABASE_URL}` (a URL where an object belongs) does no
 
 // ------------------------------------------------------------------ item 6: one-slash URLs
 
-for (const url of [`postgres:/app:${SECRET}@db.example/app`, `postgres:app:${SECRET}@db.example/app`, `postgresql:/app:${SECRET}@db.example/app`, `POSTGRES:app:${SECRET}@db.example/app`]) {
+for (const url of [
+  `postgres:/app:${SECRET}@db.example/app`,
+  `postgres:app:${SECRET}@db.example/app`,
+  `postgresql:/app:${SECRET}@db.example/app`,
+  `POSTGRES:app:${SECRET}@db.example/app`,
+]) {
   test(`a postgres URL without a // authority is refused: ${url.replace(SECRET, '<pw>')}`, async (t) => {
     const err = await invalidConfig(t, () => new DatabasePool({ pools: { p: { connection: { connectionString: url }, min: 0 } }, logger: null }));
     const issue = err.issues.find((i) => i.path === 'pools.p.connection.connectionString');
@@ -142,12 +164,20 @@ for (const url of [`postgres:/app:${SECRET}@db.example/app`, `postgres:app:${SEC
 }
 
 test('postgres URLs with a host (or a host parameter) are still accepted', async (t) => {
-  for (const url of ['postgres://app:pw@127.0.0.1:5432/app', 'postgresql://app@db.example/app?sslmode=require', 'postgres:///app?host=/var/run/postgresql', 'postgres://%2Fvar%2Frun%2Fpostgresql/app']) {
+  for (const url of [
+    'postgres://app:pw@127.0.0.1:5432/app',
+    'postgresql://app@db.example/app?sslmode=require',
+    'postgres:///app?host=/var/run/postgresql',
+    'postgres://%2Fvar%2Frun%2Fpostgresql/app',
+  ]) {
     const db = new DatabasePool({ pools: { p: { connection: { connectionString: url }, min: 0 } }, logger: null, recovery: { enabled: false } });
     t.deepEqual(db.listPools(), ['p'], url);
     await db.close({ drainTimeoutMs: 100 });
   }
-  const noHost = await invalidConfig(t, () => new DatabasePool({ pools: { p: { connection: { connectionString: 'postgres:///app' }, min: 0 } }, logger: null }));
+  const noHost = await invalidConfig(
+    t,
+    () => new DatabasePool({ pools: { p: { connection: { connectionString: 'postgres:///app' }, min: 0 } }, logger: null }),
+  );
   t.regex(noHost.issues[0]!.rule, /host/);
 });
 
@@ -184,7 +214,11 @@ test('a YAML custom tag (!secret) is an INVALID_CONFIG error with line and colum
 
 test('a YAML error whose parser message quotes the source does not quote it', async (t) => {
   // yaml's own messages name the alias or tag they could not resolve, i.e. text of the file.
-  for (const text of [`pools:\n  p:\n    connection:\n      password: *${SECRET}\n`, `pools:\n  p:\n    connection: { password: "${SECRET}\n`, `pools:\n  p:\n    connection:\n      password: !<tag:${SECRET}> x\n`]) {
+  for (const text of [
+    `pools:\n  p:\n    connection:\n      password: *${SECRET}\n`,
+    `pools:\n  p:\n    connection: { password: "${SECRET}\n`,
+    `pools:\n  p:\n    connection:\n      password: !<tag:${SECRET}> x\n`,
+  ]) {
     const file = writeTemp(t, 'pools.yaml', text);
     const warnings = await warningsDuring(async () => {
       const err = await invalidConfig(t, () => loadConfigFile(file));
@@ -251,7 +285,11 @@ test('a changed file is parsed again, even with the same size and modification t
 
 // Serial: other tests' files must not push this one out of the cache of parsed files meanwhile.
 test.serial('createPoolFromConfig on an unchanged file reuses the parse', async (t) => {
-  const file = writeTemp(t, 'pools.yaml', `pools:\n${Array.from({ length: 200 }, (_, i) => `  p${i}:\n    connection:\n      connectionString: \${DBPOOL_HOSTILE_DB}\n    min: 0\n`).join('')}`);
+  const file = writeTemp(
+    t,
+    'pools.yaml',
+    `pools:\n${Array.from({ length: 200 }, (_, i) => `  p${i}:\n    connection:\n      connectionString: \${DBPOOL_HOSTILE_DB}\n    min: 0\n`).join('')}`,
+  );
   process.env.DBPOOL_HOSTILE_DB = databaseUrl();
   t.teardown(() => delete process.env.DBPOOL_HOSTILE_DB);
   const db = new DatabasePool({ configFile: file, logger: null });
@@ -282,16 +320,20 @@ for (const [name, text] of [
 
 test('nested defaults ${A:-${B}} resolve, or fail naming the variable — never a wrong value', async (t) => {
   const env = { SET_B: 'from-b', SET_C: 'from-c' };
-  const file = writeTemp(t, 'pools.yaml', [
-    'pools:',
-    '  p:',
-    '    connection:',
-    '      host: ${UNSET_A:-${SET_B}}',
-    '      user: ${UNSET_A:-${UNSET_B:-plain}}',
-    '      database: ${SET_C:-${SET_B}}',
-    '      password: pre-${UNSET_A:-${UNSET_B:-${SET_C}}}-post',
-    '    applicationName: ${UNSET_A:-}',
-  ].join('\n'));
+  const file = writeTemp(
+    t,
+    'pools.yaml',
+    [
+      'pools:',
+      '  p:',
+      '    connection:',
+      '      host: ${UNSET_A:-${SET_B}}',
+      '      user: ${UNSET_A:-${UNSET_B:-plain}}',
+      '      database: ${SET_C:-${SET_B}}',
+      '      password: pre-${UNSET_A:-${UNSET_B:-${SET_C}}}-post',
+      '    applicationName: ${UNSET_A:-}',
+    ].join('\n'),
+  );
   const { pools } = await loadConfigFile(file, { env });
   t.deepEqual((pools.p as { connection: unknown }).connection, { host: 'from-b', user: 'plain', database: 'from-c', password: 'pre-from-c-post' });
   t.is((pools.p as { applicationName: string }).applicationName, '');
@@ -305,7 +347,10 @@ test('malformed ${...} references are INVALID_CONFIG, not left in the value', as
   for (const value of ['${UNSET_A:-${UNSET_B}', '${UNSET_A', 'x${SET_B-default}', '${SET_B:=x}']) {
     const file = writeTemp(t, 'pools.yaml', `pools:\n  p:\n    connection:\n      host: "${value}"\n      password: ${SECRET}\n`);
     const err = await invalidConfig(t, () => loadConfigFile(file, { env: { SET_B: 'b' } }));
-    t.true(err.issues.some((i) => i.path === 'pools.p.connection.host'), value);
+    t.true(
+      err.issues.some((i) => i.path === 'pools.p.connection.host'),
+      value,
+    );
     assertNoSecret(t, err);
   }
   // A `$` or `{` that is not a reference stays as written.
@@ -334,10 +379,14 @@ test('createPoolFromConfig with an Object.prototype name says the pool is not de
 
 test('a pool named like an Object.prototype member is found; __proto__ keys are data, never a prototype', async (t) => {
   // Written by hand: in a JS object literal `__proto__` would set the prototype, not a key.
-  const file = writeTemp(t, 'pools.json', `{"pools": {
+  const file = writeTemp(
+    t,
+    'pools.json',
+    `{"pools": {
     "constructor": {"connection": {"host": "127.0.0.1", "port": 1}, "min": 0},
     "q": {"connection": {"host": "127.0.0.1", "port": 1, "__proto__": {"host": "elsewhere"}}, "min": 0}
-  }}`);
+  }}`,
+  );
   const { pools } = await loadConfigFile(file);
   t.deepEqual(Object.keys(pools).sort(), ['constructor', 'q']);
   const db = new DatabasePool({ configFile: file, logger: null, recovery: { enabled: false } });
@@ -346,11 +395,17 @@ test('a pool named like an Object.prototype member is found; __proto__ keys are 
   t.deepEqual(db.listPools(), ['constructor']);
   // `__proto__` inside a connection is an unknown key, not a hidden prototype that supplies `host`.
   const err = await invalidConfig(t, () => db.createPoolFromConfig('q'));
-  t.true(err.issues.some((i) => i.path === 'pools.q.connection.__proto__'), err.message);
+  t.true(
+    err.issues.some((i) => i.path === 'pools.q.connection.__proto__'),
+    err.message,
+  );
 
   // A pool id `__proto__` is not a valid pool id: the file is refused, and nothing is polluted.
   const proto = writeTemp(t, 'pools.json', '{"pools": {"__proto__": {"polluted": true}, "main": {"connection": {"host": "h"}}}}');
   const bad = await invalidConfig(t, () => loadConfigFile(proto));
-  t.true(bad.issues.some((i) => i.path === 'pools.__proto__' && /not a valid pool id/.test(i.rule)), bad.message);
+  t.true(
+    bad.issues.some((i) => i.path === 'pools.__proto__' && /not a valid pool id/.test(i.rule)),
+    bad.message,
+  );
   t.is(({} as Record<string, unknown>).polluted, undefined);
 });

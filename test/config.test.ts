@@ -34,7 +34,12 @@ const rules: [string, Record<string, unknown>, string, RegExp][] = [
   ['maxLifetimeMs too short', { connection: conn, maxLifetimeMs: 10 }, 'pools.p.maxLifetimeMs', /at least 1000/],
   ['maxWaitingClients negative', { connection: conn, maxWaitingClients: -1 }, 'pools.p.maxWaitingClients', /from 0/],
   ['validateOnBorrow not boolean', { connection: conn, validateOnBorrow: 'yes' }, 'pools.p.validateOnBorrow', /true or false/],
-  ['leakReclaimMs below detection', { connection: conn, leakDetectionThresholdMs: 5000, leakReclaimMs: 1000 }, 'pools.p.leakReclaimMs', /at least leakDetectionThresholdMs/],
+  [
+    'leakReclaimMs below detection',
+    { connection: conn, leakDetectionThresholdMs: 5000, leakReclaimMs: 1000 },
+    'pools.p.leakReclaimMs',
+    /at least leakDetectionThresholdMs/,
+  ],
   ['slowQueryThresholdMs negative', { connection: conn, slowQueryThresholdMs: -1 }, 'pools.p.slowQueryThresholdMs', /from 0/],
   ['backup wrong type', { connection: conn, backup: 5 }, 'pools.p.backup', /pool id or a connection/],
   ['applicationName too long', { connection: conn, applicationName: 'x'.repeat(64) }, 'pools.p.applicationName', /63 characters/],
@@ -63,7 +68,9 @@ test('every problem is reported at once, each with path, value and rule', (t) =>
 
 test('an invalid config changes nothing: no pool is created, existing ones are untouched', async (t) => {
   const before = [...livePoolStatuses()].length;
-  t.throws(() => new DatabasePool({ pools: { good: { connection: { connectionString: databaseUrl() } }, bad: { connection: conn, max: 0 } } }), { instanceOf: InvalidConfigError });
+  t.throws(() => new DatabasePool({ pools: { good: { connection: { connectionString: databaseUrl() } }, bad: { connection: conn, max: 0 } } }), {
+    instanceOf: InvalidConfigError,
+  });
   t.is([...livePoolStatuses()].length, before);
 
   const db = newDb(t, { main: { max: 3 } });
@@ -88,18 +95,21 @@ test('createPoolFromConfig reads YAML and JSON with ${ENV} interpolation and def
   process.env.DBPOOL_TEST_URL = databaseUrl();
   process.env.DBPOOL_TEST_MAX = '4';
   const yamlFile = join(dir, 'pools.yaml');
-  writeFileSync(yamlFile, [
-    'pools:',
-    '  primary:',
-    '    connection:',
-    '      connectionString: ${DBPOOL_TEST_URL}',
-    '    max: ${DBPOOL_TEST_MAX}',
-    '    idleTimeoutMs: ${DBPOOL_TEST_UNSET:-15000}',
-    '  broken:',
-    '    connection:',
-    '      host: db',
-    '      password: ${DBPOOL_TEST_NOT_SET}',
-  ].join('\n'));
+  writeFileSync(
+    yamlFile,
+    [
+      'pools:',
+      '  primary:',
+      '    connection:',
+      '      connectionString: ${DBPOOL_TEST_URL}',
+      '    max: ${DBPOOL_TEST_MAX}',
+      '    idleTimeoutMs: ${DBPOOL_TEST_UNSET:-15000}',
+      '  broken:',
+      '    connection:',
+      '      host: db',
+      '      password: ${DBPOOL_TEST_NOT_SET}',
+    ].join('\n'),
+  );
   const db = new DatabasePool({ configFile: yamlFile });
   t.teardown(() => db.close());
   await db.createPoolFromConfig('primary');
@@ -145,7 +155,10 @@ test('the password never appears in errors, configs, dumps or status', async (t)
     record((err as Error).stack);
     record((err as Error).cause);
   };
-  const login = await db.query('wrongpw', 'SELECT 1').then(() => undefined, (e: unknown) => e);
+  const login = await db.query('wrongpw', 'SELECT 1').then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (login) {
     t.is((login as { code?: string }).code, 'CONNECTION_FAILED');
     recordError(login);
@@ -159,7 +172,11 @@ test('the password never appears in errors, configs, dumps or status', async (t)
     record(db.getPoolConfig(id));
   }
   // Config errors that name the password field.
-  for (const bad of [{ connection: { ...conn, port: 0 } }, { connection: { connectionString: `postgres://u:${SECRET}@h:99999/d` } }, { connection: { ...conn, password: [SECRET] } }]) {
+  for (const bad of [
+    { connection: { ...conn, port: 0 } },
+    { connection: { connectionString: `postgres://u:${SECRET}@h:99999/d` } },
+    { connection: { ...conn, password: [SECRET] } },
+  ]) {
     const e = t.throws(() => new DatabasePool({ pools: { p: bad as PoolConfig } }), { instanceOf: InvalidConfigError });
     record(e);
     record(e?.stack);

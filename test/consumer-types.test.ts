@@ -96,7 +96,16 @@ for (const withKnex of [false, true]) {
       writeFileSync(
         tsconfig,
         JSON.stringify({
-          compilerOptions: { strict: true, skipLibCheck: false, noEmit: true, module, moduleResolution, target: 'ES2022', types: ['node'], noUncheckedIndexedAccess: true },
+          compilerOptions: {
+            strict: true,
+            skipLibCheck: false,
+            noEmit: true,
+            module,
+            moduleResolution,
+            target: 'ES2022',
+            types: ['node'],
+            noUncheckedIndexedAccess: true,
+          },
           files: withKnex ? ['app.ts', 'knex-app.ts'] : ['app.ts'],
         }),
       );

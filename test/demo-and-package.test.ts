@@ -16,7 +16,7 @@ test('the npm start demo runs both pools under load and cleans up after itself',
   t.regex(last, /^analytics\s+\d+\/\d+\/\d+/m);
   const qps = Number(/^primary\s+\S+\s+\d+\s+\S+\s+(\d+)/m.exec(last)?.[1]);
   t.true(qps > 0, last);
-  t.regex(last, /slowest queries on analytics[^\n]*\n\s+\d+ ms  SELECT pg_sleep\(\$1\)/);
+  t.regex(last, /slowest queries on analytics[^\n]*\n\s+\d+ ms {2}SELECT pg_sleep\(\$1\)/);
   t.regex(last, /22012:\d+/, 'the failing workload shows up by SQLSTATE');
   t.regex(last, /Prometheus metrics: http:\/\/127\.0\.0\.1:\d+\/metrics/);
   t.regex(last, /DB_POOL_ADMIN_URL=http:\/\/127\.0\.0\.1:\d+ DB_POOL_ADMIN_TOKEN=[0-9a-f]{48}/);
@@ -29,9 +29,16 @@ test('the package builds and is importable with import and require, with declara
   await run('node', ['scripts/build.mjs'], { timeout: 120_000 });
   const cjs = await run('node', ['-e', 'const m = require("db-pool-otel"); console.log(typeof m.DatabasePool, m.CHANNELS.query, typeof m.describeQuery)']);
   t.is(cjs.stdout.trim(), 'function db-pool:query function');
-  const esm = await run('node', ['--input-type=module', '-e', 'import { DatabasePool, InvalidConfigError } from "db-pool-otel"; console.log(typeof DatabasePool, new InvalidConfigError([]).code)']);
+  const esm = await run('node', [
+    '--input-type=module',
+    '-e',
+    'import { DatabasePool, InvalidConfigError } from "db-pool-otel"; console.log(typeof DatabasePool, new InvalidConfigError([]).code)',
+  ]);
   t.is(esm.stdout.trim(), 'function INVALID_CONFIG');
-  const { stdout } = await run('node', ['-e', 'const p = require("./package.json"); const fs = require("fs"); for (const c of ["import", "require"]) console.log(fs.existsSync(p.exports["."][c].types))']);
+  const { stdout } = await run('node', [
+    '-e',
+    'const p = require("./package.json"); const fs = require("fs"); for (const c of ["import", "require"]) console.log(fs.existsSync(p.exports["."][c].types))',
+  ]);
   t.is(stdout.trim(), 'true\ntrue');
   const help = await run('node', ['bin/db-pool.js', '--help']);
   t.regex(help.stdout, /Usage: db-pool/);

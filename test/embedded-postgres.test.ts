@@ -11,8 +11,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WRAPPER = path.join(ROOT, 'scripts', 'with-postgres.mjs');
 
 // Reported by the server itself, so the test does not trust the wrapper's word.
-const INFO_QUERY =
-  "select version() as version, current_setting('data_directory') as datadir, current_setting('port') as port";
+const INFO_QUERY = "select version() as version, current_setting('data_directory') as datadir, current_setting('port') as port";
 
 /** Prints URL, VERSION, DATADIR, checks that a wrong password is refused, exits. */
 const QUERY_SCRIPT = `
@@ -148,10 +147,7 @@ function leftoverProcesses(dataDir: string, port: string): string[] {
     }
     const cmdline = args.join(' ');
     const portIdx = args.indexOf('-p');
-    const ours =
-      cmdline.includes(dataDir) ||
-      cwd.startsWith(dataDir) ||
-      (/postgres/.test(cmdline) && portIdx !== -1 && args[portIdx + 1] === port);
+    const ours = cmdline.includes(dataDir) || cwd.startsWith(dataDir) || (/postgres/.test(cmdline) && portIdx !== -1 && args[portIdx + 1] === port);
     if (ours) found.push(`${pid}: ${cmdline} (cwd ${cwd})`);
   }
   return found;

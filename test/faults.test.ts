@@ -6,7 +6,6 @@ import { freePort } from '../reliability/support/server.js';
 import { CHANNELS, DatabasePool, type ConnectMessage } from '../src/index.js';
 import { adminClient, eventually, newDb, serverConnections, uniqueName } from './helpers.js';
 
-
 /** Counts connect attempts of one pool through the public `db-pool:connect` channel. */
 function countConnectAttempts(poolId: string) {
   const counts = { started: 0, failed: 0 };
@@ -39,7 +38,12 @@ test('an unreachable server: queries reject within the acquire timeout with the 
   const errors: unknown[] = burst.map((r) => (r.status === 'rejected' ? r.reason : undefined));
   while (Date.now() - started < 2_000) {
     const t0 = Date.now();
-    errors.push(await db.query('down', 'SELECT 1').then(() => undefined, (e: unknown) => e));
+    errors.push(
+      await db.query('down', 'SELECT 1').then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    );
     t.true(Date.now() - t0 <= acquireTimeoutMs + 250, 'each caller is answered within its acquire timeout');
     sequential++;
     // Fast failures would otherwise make this loop spin without ever yielding to the event loop.
@@ -57,7 +61,9 @@ test('an unreachable server: queries reject within the acquire timeout with the 
     acc[code] = (acc[code] ?? 0) + 1;
     return acc;
   }, {});
-  t.log(`${errors.length} calls (${sequential} sequential) in ${Date.now() - started} ms made ${attempts.counts.started} connect attempts; ${JSON.stringify(byCode)}`);
+  t.log(
+    `${errors.length} calls (${sequential} sequential) in ${Date.now() - started} ms made ${attempts.counts.started} connect attempts; ${JSON.stringify(byCode)}`,
+  );
   t.true((byCode.CIRCUIT_OPEN ?? 0) > 0, 'the circuit opened');
   // Paced by the backoff: a handful of attempts, not one per caller and not a hot loop.
   t.true(attempts.counts.started >= 2);
@@ -80,18 +86,27 @@ async function serverKillingEachSession(): Promise<{ port: number; sessions: () 
     head.writeInt32BE(body.length + 4, 1);
     return Buffer.concat([head, body]);
   };
-  const int32s = (...v: number[]) => Buffer.concat(v.map((n) => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; }));
+  const int32s = (...v: number[]) =>
+    Buffer.concat(
+      v.map((n) => {
+        const b = Buffer.alloc(4);
+        b.writeInt32BE(n);
+        return b;
+      }),
+    );
   const fields = (f: Record<string, string>) => Buffer.concat([...Object.entries(f).map(([k, v]) => Buffer.from(`${k}${v}\0`, 'latin1')), Buffer.from([0])]);
   const server = createServer((socket) => {
     socket.on('error', () => {});
     socket.once('data', () => {
       sessions++;
-      socket.end(Buffer.concat([
-        msg('R', int32s(0)),
-        msg('K', int32s(4242, 1)),
-        msg('Z', Buffer.from('I')),
-        msg('E', fields({ S: 'FATAL', V: 'FATAL', C: '57P01', M: 'terminating connection due to administrator command' })),
-      ]));
+      socket.end(
+        Buffer.concat([
+          msg('R', int32s(0)),
+          msg('K', int32s(4242, 1)),
+          msg('Z', Buffer.from('I')),
+          msg('E', fields({ S: 'FATAL', V: 'FATAL', C: '57P01', M: 'terminating connection due to administrator command' })),
+        ]),
+      );
     });
   });
   server.listen(0, '127.0.0.1');
@@ -106,7 +121,9 @@ async function serverKillingEachSession(): Promise<{ port: number; sessions: () 
 test('a session terminated in the packet that opens it is a failed connect attempt, not a crash', async (t) => {
   const fake = await serverKillingEachSession();
   t.teardown(() => fake.close());
-  const db = new DatabasePool({ pools: { main: { connection: { host: '127.0.0.1', port: fake.port, user: 'u', database: 'd' }, min: 0, max: 2, acquireTimeoutMs: 1_500 } } });
+  const db = new DatabasePool({
+    pools: { main: { connection: { host: '127.0.0.1', port: fake.port, user: 'u', database: 'd' }, min: 0, max: 2, acquireTimeoutMs: 1_500 } },
+  });
   t.teardown(() => db.close({ drainTimeoutMs: 500 }));
   const err = await t.throwsAsync(db.query('main', 'SELECT 1'));
   t.true(['CONNECTION_FAILED', 'CIRCUIT_OPEN', 'ACQUIRE_TIMEOUT'].includes((err as { code?: string }).code ?? ''), err?.message);
@@ -123,10 +140,12 @@ test('a connection killed mid-query rejects that query and never goes back to th
   const conn = await db.acquire('main');
   const pid = conn.processId!;
   const running = conn.query('SELECT pg_sleep(30)');
-  t.true(await eventually(async () => {
-    const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query LIKE '%pg_sleep%' AND state = 'active'", [pid]);
-    return rows.length === 1;
-  }));
+  t.true(
+    await eventually(async () => {
+      const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query LIKE '%pg_sleep%' AND state = 'active'", [pid]);
+      return rows.length === 1;
+    }),
+  );
   // Handled before the kill: the query can reject before pg_terminate_backend's own reply arrives.
   const killed = t.throwsAsync(running, { code: '57P01', message: /terminating connection due to administrator command/ });
   await admin.query('SELECT pg_terminate_backend($1)', [pid]);
@@ -169,10 +188,13 @@ test('a query over queryTimeoutMs fails with QUERY_TIMEOUT, is cancelled on the 
   const pid = (await db.query<{ pid: number }>('main', 'SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   const err = await t.throwsAsync(db.query('main', 'SELECT pg_sleep(20)'));
   t.is((err as { code?: string }).code, 'QUERY_TIMEOUT');
-  t.true(await eventually(async () => {
-    const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND application_name = $1", [app]);
-    return rows.length === 0;
-  }), 'the server is no longer running it');
+  t.true(
+    await eventually(async () => {
+      const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND application_name = $1", [app]);
+      return rows.length === 0;
+    }),
+    'the server is no longer running it',
+  );
   const next = (await db.query<{ pid: number }>('main', 'SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   t.not(next, pid);
 });

@@ -49,7 +49,9 @@ function validator(definition: string): ValidateFunction {
 }
 
 function errorsOf(v: ValidateFunction): string {
-  return (v.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'additionalProperty' in e.params ? `: ${String(e.params.additionalProperty)}` : ''}`).join('\n');
+  return (v.errors ?? [])
+    .map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'additionalProperty' in e.params ? `: ${String(e.params.additionalProperty)}` : ''}`)
+    .join('\n');
 }
 
 test('the schema was generated from the installed @grafana/schema', (t) => {
@@ -96,7 +98,7 @@ test('panel options and custom field config match their plugin types', (t) => {
 test('importable and provisionable: __inputs, __requires, fixed uid, id null, current schemaVersion, data source variable', (t) => {
   t.is(dashboard.uid, 'db-pool-otel');
   t.is(dashboard.id, null);
-  t.is(dashboard.schemaVersion as number | undefined, defaultDashboard.schemaVersion, '@grafana/schema\'s current schemaVersion');
+  t.is(dashboard.schemaVersion as number | undefined, defaultDashboard.schemaVersion, "@grafana/schema's current schemaVersion");
   t.deepEqual(
     dashboard.__inputs.map((i) => [i.name, i.type, i.pluginId]),
     [['DS_PROMETHEUS', 'datasource', 'prometheus']],
@@ -147,7 +149,16 @@ test('panel ids are unique, and no two panels overlap on the 24-column grid', (t
   // Rows by concern, the stat row on top.
   t.deepEqual(
     dashboard.panels.filter((p) => p.type === 'row').map((p) => p.title),
-    ['Overview', 'Connections', 'Acquire', 'Queries', 'Slow queries and leaks', 'Health and failovers', 'Fleet connection budget', 'Per instance: what the alerts evaluate'],
+    [
+      'Overview',
+      'Connections',
+      'Acquire',
+      'Queries',
+      'Slow queries and leaks',
+      'Health and failovers',
+      'Fleet connection budget',
+      'Per instance: what the alerts evaluate',
+    ],
   );
   const topRow = dashboard.panels.filter((p) => p.type !== 'row' && p.gridPos.y === 1);
   t.true(topRow.length >= 7 && topRow.every((p) => p.type === 'stat'), 'a row of stat panels on top');
@@ -155,14 +166,21 @@ test('panel ids are unique, and no two panels overlap on the 24-column grid', (t
 
 test('variables are chained data source -> job -> instance -> pool; every variable used is defined, every one defined is used', (t) => {
   const vars = dashboard.templating.list;
-  t.deepEqual(vars.map((v) => v.name), ['datasource', 'job', 'instance', 'pool']);
+  t.deepEqual(
+    vars.map((v) => v.name),
+    ['datasource', 'job', 'instance', 'pool'],
+  );
   const defined = new Set(vars.map((v) => v.name));
   for (const [i, v] of vars.entries()) {
     if (v.type !== 'query') continue;
     t.is(v.datasource?.uid, '${datasource}', `${v.name} queries the chosen data source`);
     t.true(v.multi && v.includeAll && v.allValue === '.*', `${v.name}: multi-value with All (.*) for fleet views`);
     const refs = referencedVariables(String(v.query));
-    t.deepEqual(refs, vars.slice(1, i).map((w) => w.name), `${v.name} narrows by every broader variable`);
+    t.deepEqual(
+      refs,
+      vars.slice(1, i).map((w) => w.name),
+      `${v.name} narrows by every broader variable`,
+    );
   }
   // Every $variable anywhere in the dashboard is defined (or a Grafana built-in, or the import input).
   const used = new Set<string>();
@@ -172,10 +190,21 @@ test('variables are chained data source -> job -> instance -> pool; every variab
         used.add(name);
         t.true(defined.has(name) || BUILTIN_VARIABLES.has(name) || name === 'DS_PROMETHEUS', `${path}: $${name} is defined`);
       }
-    } else if (Array.isArray(value)) value.forEach((v, i) => walk(v, `${path}[${i}]`));
+    } else if (Array.isArray(value))
+      value.forEach((v, i) => {
+        walk(v, `${path}[${i}]`);
+      });
     else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, `${path}.${k}`);
   };
-  walk({ panels: dashboard.panels, templating: dashboard.templating, annotations: dashboard.annotations, links: (dashboard as unknown as { links: unknown }).links }, 'dashboard');
+  walk(
+    {
+      panels: dashboard.panels,
+      templating: dashboard.templating,
+      annotations: dashboard.annotations,
+      links: (dashboard as unknown as { links: unknown }).links,
+    },
+    'dashboard',
+  );
   for (const name of defined) t.true(used.has(name), `$${name} is used`);
 });
 
@@ -194,7 +223,11 @@ test('every panel says what it shows and what to do when red, with a unit, thres
 
 test('queries: rates over $__rate_interval, every selector narrowed by job, instance and pool, only documented series and recorded rules', (t) => {
   const { series, labels } = documentedSeries();
-  const recorded = new Set(allRules().filter((r) => r.record).map((r) => r.record!));
+  const recorded = new Set(
+    allRules()
+      .filter((r) => r.record)
+      .map((r) => r.record!),
+  );
   for (const q of dashboardQueries(dashboard)) {
     const expr = q.expr;
     for (const m of expr.matchAll(/\b(rate|irate|increase)\(([^()[\]]*)\[([^\]]+)\]/g)) {
@@ -220,7 +253,11 @@ withTools(test, ['promtool'])('every query parses: promtool checks them all as r
   const queries = dashboardQueries(dashboard);
   const rules = queries.map((q, i) => {
     let expr = substitute(q.expr, {
-      variables: { job: formatRegexValue('All'), instance: formatRegexValue(['app-1:9464', 'app-2.example:9464']), pool: formatRegexValue(['orders', 'reports']) },
+      variables: {
+        job: formatRegexValue('All'),
+        instance: formatRegexValue(['app-1:9464', 'app-2.example:9464']),
+        pool: formatRegexValue(['orders', 'reports']),
+      },
       rateInterval: '1m',
       interval: '15s',
       range: '1h',
@@ -247,7 +284,7 @@ withTools(test, ['promtool'])('provisioning, Alertmanager and docker-compose fil
   };
   t.is(ds.apiVersion, 1);
   t.is(ds.datasources[0]!.type, 'prometheus');
-  t.true(ds.datasources[0]!.isDefault, 'the default Prometheus: what the provisioned dashboard\'s data source variable picks');
+  t.true(ds.datasources[0]!.isDefault, "the default Prometheus: what the provisioned dashboard's data source variable picks");
   const boards = parseYaml(readFileSync(fileOf('grafana/provisioning/dashboards/db-pool.yml'), 'utf8')) as {
     apiVersion: number;
     providers: Array<{ type: string; options: { path: string } }>;
@@ -266,8 +303,14 @@ withTools(test, ['promtool'])('provisioning, Alertmanager and docker-compose fil
     if (!host!.startsWith('.')) continue;
     t.true(existsSync(resolve(dirname(fileOf('examples/docker-compose.yml')), host!)), `docker-compose mounts ${host}, which exists`);
   }
-  t.true(mounts.some((m) => m.includes(`db-pool-dashboard.json:${boardsPath}/`)), 'the dashboard is mounted where the provider looks');
-  t.true(mounts.some((m) => m.includes('prometheus-alerts.yml:/etc/prometheus/rules/prometheus-alerts.yml')), 'the rules are mounted where prometheus.yml loads them');
+  t.true(
+    mounts.some((m) => m.includes(`db-pool-dashboard.json:${boardsPath}/`)),
+    'the dashboard is mounted where the provider looks',
+  );
+  t.true(
+    mounts.some((m) => m.includes('prometheus-alerts.yml:/etc/prometheus/rules/prometheus-alerts.yml')),
+    'the rules are mounted where prometheus.yml loads them',
+  );
 
   const promtool = requireTool('promtool');
   const r = await run(promtool, ['check', 'config', '--syntax-only', fileOf('examples/prometheus.yml')]);
@@ -308,5 +351,8 @@ test('the Fleet connection budget row: per server limit, reserved, fleet max and
     else t.regex(e.expr, /job=~"\$job", instance=~"\$instance", db_client_connection_pool_name=~"\$pool"/, `${e.where}: narrowed to the selection`);
   }
   // The per-instance share: grouped by instance and server.
-  t.true(exprs.some((e) => /sum by \(job, instance, server_address, server_port\) \(db_pool_server_connection_pool_max\{/.test(e.expr)), 'a per-instance share');
+  t.true(
+    exprs.some((e) => /sum by \(job, instance, server_address, server_port\) \(db_pool_server_connection_pool_max\{/.test(e.expr)),
+    'a per-instance share',
+  );
 });

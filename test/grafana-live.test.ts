@@ -74,7 +74,8 @@ export function liveAlertmanagerConfig(hookUrl: string): string {
     .replace(/url: http:\/\/127\.0\.0\.1:5001(\/\S*)/g, (_m, path: string) => `url: ${hookUrl}${path}`)
     .replace(/^(\s+group_wait:\s+)\S+$/m, '$11s')
     .replace(/^(\s+group_interval:\s+)\S+$/m, '$11s');
-  if ((out.match(new RegExp(hookUrl.replace(/[.:/]/g, '\\$&'), 'g')) ?? []).length !== 2) throw new Error('expected two receiver URLs in grafana/alertmanager.yml');
+  if ((out.match(new RegExp(hookUrl.replace(/[.:/]/g, '\\$&'), 'g')) ?? []).length !== 2)
+    throw new Error('expected two receiver URLs in grafana/alertmanager.yml');
   return out;
 }
 
@@ -156,7 +157,10 @@ const isPoolExhausted = (status: 'firing' | 'resolved', job: string) => (d: Webh
   d.body.alerts.some((a) => a.labels.alertname === 'PoolExhausted' && a.labels.pool === 'exhaust' && a.labels.job === job && a.status === status);
 
 /** The dashboard's variables resolved through the chain, as Grafana does: their values, and as interpolated. */
-async function resolveVariables(prom: RunningPrometheus, dashboard: DashboardJson): Promise<{ values: Record<string, string[]>; variables: Record<string, string> }> {
+async function resolveVariables(
+  prom: RunningPrometheus,
+  dashboard: DashboardJson,
+): Promise<{ values: Record<string, string[]>; variables: Record<string, string> }> {
   const values: Record<string, string[]> = {};
   const variables: Record<string, string> = {};
   for (const v of dashboard.templating.list.filter((x) => x.type === 'query')) {
@@ -168,7 +172,12 @@ async function resolveVariables(prom: RunningPrometheus, dashboard: DashboardJso
 }
 
 /** Every panel and annotation query of `dashboard` with `variables`: the ones that return no series. */
-async function emptyQueries(prom: RunningPrometheus, dashboard: DashboardJson, variables: Record<string, string>, only?: (expr: string) => boolean): Promise<{ count: number; series: number; empty: string[] }> {
+async function emptyQueries(
+  prom: RunningPrometheus,
+  dashboard: DashboardJson,
+  variables: Record<string, string>,
+  only?: (expr: string) => boolean,
+): Promise<{ count: number; series: number; empty: string[] }> {
   const queries = dashboardQueries(dashboard).filter((q) => q.kind !== 'variable' && (only === undefined || only(q.expr)));
   let series = 0;
   const empty: string[] = [];
@@ -183,7 +192,11 @@ async function emptyQueries(prom: RunningPrometheus, dashboard: DashboardJson, v
   return { count: queries.length, series, empty };
 }
 
-withTools(test.serial, ['prometheus'], ['prometheus-alertmanager', 'alertmanager'])('live: every dashboard query returns data, every rule evaluates, PoolExhausted reaches the webhook through Alertmanager', async (t) => {
+withTools(
+  test.serial,
+  ['prometheus'],
+  ['prometheus-alertmanager', 'alertmanager'],
+)('live: every dashboard query returns data, every rule evaluates, PoolExhausted reaches the webhook through Alertmanager', async (t) => {
   t.timeout(60_000, 'the live test must stay under a minute');
   const started = Date.now();
   const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -294,7 +307,10 @@ withTools(test.serial, ['prometheus'], ['prometheus-alertmanager', 'alertmanager
   const exhaustedAt = Date.now();
   t.log(`${since()}: pool "exhaust" exhausted (1 of 1 lent, 3 waiting)`);
 
-  const [fired, firedPrefixed] = await Promise.all([hook.waitFor(isPoolExhausted('firing', JOB), 20_000), hook.waitFor(isPoolExhausted('firing', JOB_PREFIXED), 20_000)]);
+  const [fired, firedPrefixed] = await Promise.all([
+    hook.waitFor(isPoolExhausted('firing', JOB), 20_000),
+    hook.waitFor(isPoolExhausted('firing', JOB_PREFIXED), 20_000),
+  ]);
   const alert = fired.body.alerts.find((a) => a.labels.alertname === 'PoolExhausted')!;
   t.is(fired.path, '/db-pool/critical', 'routed to the critical receiver');
   t.is(fired.body.receiver, 'db-pool-pager');
@@ -305,7 +321,13 @@ withTools(test.serial, ['prometheus'], ['prometheus-alertmanager', 'alertmanager
   // The same alert from the rules rendered for the prefix, with their runbook link.
   const alertPrefixed = firedPrefixed.body.alerts.find((a) => a.labels.alertname === 'PoolExhausted')!;
   t.is(firedPrefixed.path, '/db-pool/critical');
-  t.like(alertPrefixed.labels, { alertname: 'PoolExhausted', severity: 'critical', pool: 'exhaust', job: JOB_PREFIXED, instance: `127.0.0.1:${prefixed.port}` });
+  t.like(alertPrefixed.labels, {
+    alertname: 'PoolExhausted',
+    severity: 'critical',
+    pool: 'exhaust',
+    job: JOB_PREFIXED,
+    instance: `127.0.0.1:${prefixed.port}`,
+  });
   t.is(alertPrefixed.annotations.runbook_url, `${RUNBOOK_BASE}/docs/runbooks.md#runbook-poolexhausted`);
   const firingLatency = fired.receivedAt - exhaustedAt;
   const afterFiring = fired.receivedAt - Date.parse(alert.startsAt);
@@ -316,8 +338,14 @@ withTools(test.serial, ['prometheus'], ['prometheus-alertmanager', 'alertmanager
 
   held.release();
   const releasedAt = Date.now();
-  t.true((await Promise.all(waiting)).every((c) => c !== undefined), 'the waiting callers were served');
-  const [resolved] = await Promise.all([hook.waitFor(isPoolExhausted('resolved', JOB), 20_000), hook.waitFor(isPoolExhausted('resolved', JOB_PREFIXED), 20_000)]);
+  t.true(
+    (await Promise.all(waiting)).every((c) => c !== undefined),
+    'the waiting callers were served',
+  );
+  const [resolved] = await Promise.all([
+    hook.waitFor(isPoolExhausted('resolved', JOB), 20_000),
+    hook.waitFor(isPoolExhausted('resolved', JOB_PREFIXED), 20_000),
+  ]);
   t.log(`${since()}: resolved at the webhook ${((resolved.receivedAt - releasedAt) / 1000).toFixed(1)} s after the release`);
 
   const total = Date.now() - started;

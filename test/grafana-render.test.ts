@@ -161,92 +161,120 @@ const VARIANTS: Variant[] = [
 ];
 
 for (const v of VARIANTS) {
-  withTools(test, ['promtool'])(`db-pool grafana (${v.name}): promtool check and test pass on the copies; no shipped name left, links to the base`, async (t) => {
-    const promtool = requireTool('promtool');
-    const dir = join(tempDir(t, 'db-pool-grafana-'), 'out');
-    const r = await runCli(['grafana', '--out', 'out', ...v.args], join(dir, '..'));
-    t.is(r.code, 0, r.stderr);
-    t.is(r.stderr, '');
-    t.deepEqual(readdirSync(dir).sort(), ['db-pool-dashboard.json', 'prometheus-alerts.test.yml', 'prometheus-alerts.yml']);
-    t.true(r.stdout.includes(`wrote 3 files to ${dir}:`), r.stdout);
-    t.true(r.stdout.includes(`runbooks: ${v.runbookBase}/docs/runbooks.md#runbook-<alert>`), r.stdout);
+  withTools(test, ['promtool'])(
+    `db-pool grafana (${v.name}): promtool check and test pass on the copies; no shipped name left, links to the base`,
+    async (t) => {
+      const promtool = requireTool('promtool');
+      const dir = join(tempDir(t, 'db-pool-grafana-'), 'out');
+      const r = await runCli(['grafana', '--out', 'out', ...v.args], join(dir, '..'));
+      t.is(r.code, 0, r.stderr);
+      t.is(r.stderr, '');
+      t.deepEqual(readdirSync(dir).sort(), ['db-pool-dashboard.json', 'prometheus-alerts.test.yml', 'prometheus-alerts.yml']);
+      t.true(r.stdout.includes(`wrote 3 files to ${dir}:`), r.stdout);
+      t.true(r.stdout.includes(`runbooks: ${v.runbookBase}/docs/runbooks.md#runbook-<alert>`), r.stdout);
 
-    // promtool on the copies, as a user would run it.
-    const check = await run(promtool, ['check', 'rules', '--lint=all', '--lint-fatal', join(dir, 'prometheus-alerts.yml')]);
-    t.is(check.code, 0, `${check.stdout}\n${check.stderr}`);
-    const shippedRules = allRules();
-    t.regex(check.stdout, new RegExp(`SUCCESS: ${shippedRules.length} rules found`));
-    const unit = await run(promtool, ['test', 'rules', 'prometheus-alerts.test.yml'], { cwd: dir });
-    t.is(unit.code, 0, `${unit.stdout}\n${unit.stderr}`);
-    t.regex(unit.stdout, /SUCCESS/);
+      // promtool on the copies, as a user would run it.
+      const check = await run(promtool, ['check', 'rules', '--lint=all', '--lint-fatal', join(dir, 'prometheus-alerts.yml')]);
+      t.is(check.code, 0, `${check.stdout}\n${check.stderr}`);
+      const shippedRules = allRules();
+      t.regex(check.stdout, new RegExp(`SUCCESS: ${shippedRules.length} rules found`));
+      const unit = await run(promtool, ['test', 'rules', 'prometheus-alerts.test.yml'], { cwd: dir });
+      t.is(unit.code, 0, `${unit.stdout}\n${unit.stderr}`);
+      t.regex(unit.stdout, /SUCCESS/);
 
-    // Every series name in the copies is a renamed one; what the shipped files read is gone.
-    const mapping = seriesMapping({ prefix: v.prefix, naming: v.naming });
-    const renamedSeries = new Set(mapping.values());
-    const { labels } = documentedSeries();
-    const rules = allRules(loadRules(join(dir, 'prometheus-alerts.yml')));
-    const dashboard = loadDashboard(join(dir, 'db-pool-dashboard.json'));
-    const exprs = [
-      ...rules.map((r) => ({ where: `rule ${r.record ?? r.alert}`, expr: r.expr })),
-      ...dashboardQueries(dashboard).map((q) => ({ where: q.where, expr: q.expr })),
-    ];
-    let seen = 0;
-    for (const { where, expr } of exprs) {
-      const bare = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
-      for (const id of bare.match(/(?<![A-Za-z0-9_:])[a-z_][a-z0-9_]*(?![A-Za-z0-9_:(])/g) ?? []) {
-        if (!id.includes('db_')) continue;
-        seen++;
-        t.true(renamedSeries.has(id) || labels.has(id), `${where}: ${id} is a rendered series or a documented label`);
+      // Every series name in the copies is a renamed one; what the shipped files read is gone.
+      const mapping = seriesMapping({ prefix: v.prefix, naming: v.naming });
+      const renamedSeries = new Set(mapping.values());
+      const { labels } = documentedSeries();
+      const rules = allRules(loadRules(join(dir, 'prometheus-alerts.yml')));
+      const dashboard = loadDashboard(join(dir, 'db-pool-dashboard.json'));
+      const exprs = [
+        ...rules.map((r) => ({ where: `rule ${r.record ?? r.alert}`, expr: r.expr })),
+        ...dashboardQueries(dashboard).map((q) => ({ where: q.where, expr: q.expr })),
+      ];
+      let seen = 0;
+      for (const { where, expr } of exprs) {
+        const bare = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+        for (const id of bare.match(/(?<![A-Za-z0-9_:])[a-z_][a-z0-9_]*(?![A-Za-z0-9_:(])/g) ?? []) {
+          if (!id.includes('db_')) continue;
+          seen++;
+          t.true(renamedSeries.has(id) || labels.has(id), `${where}: ${id} is a rendered series or a documented label`);
+        }
+        for (const rec of recordedNames(expr))
+          t.true(v.prefix === '' || rec.split(':')[1]!.startsWith(`${v.prefix}_db_`), `${where}: recording ${rec} carries the prefix`);
       }
-      for (const rec of recordedNames(expr)) t.true(v.prefix === '' || rec.split(':')[1]!.startsWith(`${v.prefix}_db_`), `${where}: recording ${rec} carries the prefix`);
-    }
-    t.true(seen > 100, `series and labels read: ${seen}`);
-    for (const [from, to] of mapping) {
-      if (from === to) continue;
-      const pattern = new RegExp(`(?<![A-Za-z0-9_:])${from}(?![A-Za-z0-9_:])`);
-      for (const f of ['prometheus-alerts.yml', 'prometheus-alerts.test.yml', 'db-pool-dashboard.json']) {
-        t.false(pattern.test(readFileSync(join(dir, f), 'utf8')), `${f} still reads ${from}`);
+      t.true(seen > 100, `series and labels read: ${seen}`);
+      for (const [from, to] of mapping) {
+        if (from === to) continue;
+        const pattern = new RegExp(`(?<![A-Za-z0-9_:])${from}(?![A-Za-z0-9_:])`);
+        for (const f of ['prometheus-alerts.yml', 'prometheus-alerts.test.yml', 'db-pool-dashboard.json']) {
+          t.false(pattern.test(readFileSync(join(dir, f), 'utf8')), `${f} still reads ${from}`);
+        }
       }
-    }
 
-    // Runbook links: every alert's, and every link of the dashboard, under the base.
-    for (const rule of rules.filter((r) => r.alert)) {
-      t.is(rule.annotations?.runbook_url, `${v.runbookBase}/docs/runbooks.md#runbook-${rule.alert!.toLowerCase()}`);
-    }
-    const dashboardText = readFileSync(join(dir, 'db-pool-dashboard.json'), 'utf8');
-    const links = [...dashboardText.matchAll(/https?:\/\/[^\s"')]+/g)].map((m) => m[0].replace(/[.,]$/, ''));
-    t.true(links.length >= 20, `dashboard links: ${links.length}`);
-    for (const link of links) t.true(link.startsWith(`${v.runbookBase}/docs/`), `dashboard link ${link}`);
-    const testFile = parseYaml(readFileSync(join(dir, 'prometheus-alerts.test.yml'), 'utf8')) as { tests: Array<{ alert_rule_test?: Array<{ exp_alerts: Array<{ exp_annotations?: Record<string, string> }> }> }> };
-    const expected = testFile.tests.flatMap((g) => g.alert_rule_test ?? []).flatMap((a) => a.exp_alerts).map((a) => a.exp_annotations?.runbook_url).filter(Boolean);
-    t.true(expected.length >= 13 && expected.every((u) => u!.startsWith(`${v.runbookBase}/docs/runbooks.md#runbook-`)), 'the unit tests expect the rendered links');
+      // Runbook links: every alert's, and every link of the dashboard, under the base.
+      for (const rule of rules.filter((r) => r.alert)) {
+        t.is(rule.annotations?.runbook_url, `${v.runbookBase}/docs/runbooks.md#runbook-${rule.alert!.toLowerCase()}`);
+      }
+      const dashboardText = readFileSync(join(dir, 'db-pool-dashboard.json'), 'utf8');
+      const links = [...dashboardText.matchAll(/https?:\/\/[^\s"')]+/g)].map((m) => m[0].replace(/[.,]$/, ''));
+      t.true(links.length >= 20, `dashboard links: ${links.length}`);
+      for (const link of links) t.true(link.startsWith(`${v.runbookBase}/docs/`), `dashboard link ${link}`);
+      const testFile = parseYaml(readFileSync(join(dir, 'prometheus-alerts.test.yml'), 'utf8')) as {
+        tests: Array<{ alert_rule_test?: Array<{ exp_alerts: Array<{ exp_annotations?: Record<string, string> }> }> }>;
+      };
+      const expected = testFile.tests
+        .flatMap((g) => g.alert_rule_test ?? [])
+        .flatMap((a) => a.exp_alerts)
+        .map((a) => a.exp_annotations?.runbook_url)
+        .filter(Boolean);
+      t.true(
+        expected.length >= 13 && expected.every((u) => u!.startsWith(`${v.runbookBase}/docs/runbooks.md#runbook-`)),
+        'the unit tests expect the rendered links',
+      );
 
-    // Its own uid and title, so it imports next to the shipped dashboard.
-    const shipped = loadDashboard();
-    t.not(dashboard.uid, shipped.uid);
-    t.true(dashboard.uid.length <= 40);
-    t.true(dashboard.title.startsWith(shipped.title) && dashboard.title.includes(v.prefix));
+      // Its own uid and title, so it imports next to the shipped dashboard.
+      const shipped = loadDashboard();
+      t.not(dashboard.uid, shipped.uid);
+      t.true(dashboard.uid.length <= 40);
+      t.true(dashboard.title.startsWith(shipped.title) && dashboard.title.includes(v.prefix));
 
-    // Every dashboard query parses.
-    const queryRules = dashboardQueries(dashboard).map((q, i) => {
-      let expr = substitute(q.expr, { variables: { job: '.*', instance: formatRegexValue(['app-1:9464']), pool: formatRegexValue(['orders']) }, rateInterval: '1m', interval: '15s', range: '1h' });
-      if (q.kind === 'variable') expr = /^label_values\((.*),\s*[A-Za-z_]+\)$/s.exec(expr)![1]!;
-      return { record: `dashboard_query_${i}`, expr };
-    });
-    const queriesFile = join(dir, '..', 'queries.yml');
-    writeFileSync(queriesFile, stringifyYaml({ groups: [{ name: 'dashboard', rules: queryRules }] }));
-    const parsed = await run(promtool, ['check', 'rules', queriesFile]);
-    t.is(parsed.code, 0, `${parsed.stdout}\n${parsed.stderr}`);
-  });
+      // Every dashboard query parses.
+      const queryRules = dashboardQueries(dashboard).map((q, i) => {
+        let expr = substitute(q.expr, {
+          variables: { job: '.*', instance: formatRegexValue(['app-1:9464']), pool: formatRegexValue(['orders']) },
+          rateInterval: '1m',
+          interval: '15s',
+          range: '1h',
+        });
+        if (q.kind === 'variable') expr = /^label_values\((.*),\s*[A-Za-z_]+\)$/s.exec(expr)![1]!;
+        return { record: `dashboard_query_${i}`, expr };
+      });
+      const queriesFile = join(dir, '..', 'queries.yml');
+      writeFileSync(queriesFile, stringifyYaml({ groups: [{ name: 'dashboard', rules: queryRules }] }));
+      const parsed = await run(promtool, ['check', 'rules', queriesFile]);
+      t.is(parsed.code, 0, `${parsed.stdout}\n${parsed.stderr}`);
+    },
+  );
 }
 
 test('db-pool grafana --json: where it wrote, with the options and the renamed series', async (t) => {
   const dir = tempDir(t, 'db-pool-grafana-json-');
   const r = await runCli(['grafana', '--json', '--out', dir, '--naming', 'otlp'], '/');
   t.is(r.code, 0, r.stderr);
-  const body = JSON.parse(r.stdout) as { out: string; prefix: string; naming: string; runbookBase: string; files: Array<{ name: string; path: string }>; renamed: Record<string, string> };
+  const body = JSON.parse(r.stdout) as {
+    out: string;
+    prefix: string;
+    naming: string;
+    runbookBase: string;
+    files: Array<{ name: string; path: string }>;
+    renamed: Record<string, string>;
+  };
   t.like(body, { out: dir, prefix: '', naming: 'otlp', runbookBase: DEFAULT_RUNBOOK_BASE });
-  t.deepEqual(body.files.map((f) => f.path), ['db-pool-dashboard.json', 'prometheus-alerts.yml', 'prometheus-alerts.test.yml'].map((f) => join(dir, f)));
+  t.deepEqual(
+    body.files.map((f) => f.path),
+    ['db-pool-dashboard.json', 'prometheus-alerts.yml', 'prometheus-alerts.test.yml'].map((f) => join(dir, f)),
+  );
   t.is(body.renamed.db_client_operation_duration_bucket, 'db_client_operation_duration_seconds_bucket');
   t.is(body.renamed.db_client_connection_count, undefined, 'only the names that change');
   // The uid of an OTLP copy without prefix.
@@ -282,7 +310,8 @@ test('db-pool grafana: bad options are usage errors (exit 2), and nothing is wri
 test("db-pool grafana: --out may not be the package's own grafana/ directory", async (t) => {
   // A copy of grafana/ stands for the package's, so nothing of the checkout is at risk.
   const from = tempDir(t, 'db-pool-grafana-from-');
-  for (const f of ['db-pool-dashboard.json', 'prometheus-alerts.yml', 'prometheus-alerts.test.yml']) writeFileSync(join(from, f), readFileSync(fileOf(`grafana/${f}`)));
+  for (const f of ['db-pool-dashboard.json', 'prometheus-alerts.yml', 'prometheus-alerts.test.yml'])
+    writeFileSync(join(from, f), readFileSync(fileOf(`grafana/${f}`)));
   const err = await t.throwsAsync(writeGrafanaCopies({ out: '.', prefix: 'myapp' }, from, from));
   t.is((err as { exitCode?: number }).exitCode, 2);
   t.regex(err!.message, /is the package's own grafana\/ directory/);
@@ -296,7 +325,10 @@ test('db-pool grafana: the human output escapes what it shows (a directory name 
   const r = await runCli(['grafana', '--out', name], dir);
   t.is(r.code, 0, r.stderr);
   t.false(/[\u0000-\u0009\u000b-\u001f\u007f]/.test(r.stdout), 'no control character but line feeds');
-  t.false(r.stdout.split('\n').some((l) => l.startsWith('forged line')), 'no forged line');
+  t.false(
+    r.stdout.split('\n').some((l) => l.startsWith('forged line')),
+    'no forged line',
+  );
   t.true(r.stdout.includes('out\\x1b]0;pwned\\x07\\nforged line'), r.stdout);
   t.deepEqual(readdirSync(join(dir, name)).sort(), ['db-pool-dashboard.json', 'prometheus-alerts.test.yml', 'prometheus-alerts.yml']);
 });

@@ -130,7 +130,11 @@ test('every alert has a severity, a summary, a description naming $labels.pool, 
     t.is(a.runbook_url, `${docsBase()}runbooks.md#${anchor}`, `${name}: runbook_url`);
     const section = sections.get(anchor);
     t.truthy(section, `docs/runbooks.md has a heading giving #${anchor}`);
-    t.regex(section ?? '', /`db-pool (health|pools|metrics|slow-queries|connections|diagnose|restart|cleanup|resize|budget)\b/, `${name}: its runbook names a db-pool command`);
+    t.regex(
+      section ?? '',
+      /`db-pool (health|pools|metrics|slow-queries|connections|diagnose|restart|cleanup|resize|budget)\b/,
+      `${name}: its runbook names a db-pool command`,
+    );
   }
 });
 

@@ -62,7 +62,10 @@ test('a hung server does not hang healthCheck', async (t) => {
 });
 
 test('deepHealthCheck reports each check against its threshold', async (t) => {
-  const db = new DatabasePool({ pools: { d: { connection: { connectionString: databaseUrl() }, max: 2, min: 0 } }, health: { errorRateThreshold: 0.1, latencyThresholdMs: 1_000 } });
+  const db = new DatabasePool({
+    pools: { d: { connection: { connectionString: databaseUrl() }, max: 2, min: 0 } },
+    health: { errorRateThreshold: 0.1, latencyThresholdMs: 1_000 },
+  });
   t.teardown(() => db.close());
   await db.query('d', 'SELECT 1'); // the probe then measures a query, not a first connect
   const fine = await db.deepHealthCheck('d');
@@ -79,7 +82,7 @@ test('deepHealthCheck reports each check against its threshold', async (t) => {
   t.regex(failing.checks.errorRate.message, /% of queries failed/);
 });
 
-test('diagnosePerformanceIssues and diagnoseConnectionLeak explain with the pool\'s own numbers', async (t) => {
+test("diagnosePerformanceIssues and diagnoseConnectionLeak explain with the pool's own numbers", async (t) => {
   const db = newDb(t, { p: { max: 2, min: 0, slowQueryThresholdMs: 50, leakDetectionThresholdMs: 400 } });
   await db.query('p', "SELECT pg_sleep(0.08), 'literal-123'");
   await Promise.all(Array.from({ length: 5 }, () => db.query('p', 'SELECT 1 / 0').catch(() => undefined)));
@@ -94,7 +97,10 @@ test('diagnosePerformanceIssues and diagnoseConnectionLeak explain with the pool
   t.regex(perf.issues.find((i) => i.type === 'high_error_rate')!.description, /22012 ×5/);
   t.true(perf.issues.every((i) => i.recommendations.length > 0));
   // Listed sanitized (on a loaded machine SELECT 1 / 0 may cross the threshold too).
-  t.true(perf.slowQueries.some((q) => q.text === 'SELECT pg_sleep(?), ?'), JSON.stringify(perf.slowQueries.map((q) => q.text)));
+  t.true(
+    perf.slowQueries.some((q) => q.text === 'SELECT pg_sleep(?), ?'),
+    JSON.stringify(perf.slowQueries.map((q) => q.text)),
+  );
 
   const leaks = await db.diagnoseConnectionLeak('p');
   t.is(leaks.suspiciousConnections.length, 1);
@@ -124,7 +130,7 @@ function loadPool(db: DatabasePool, poolId: string, workers: number, sql: string
   };
 }
 
-test('optimizePoolSize grows a saturated busy pool ×1.5 and shrinks an idle one ×0.8, with Little\'s law beside', async (t) => {
+test("optimizePoolSize grows a saturated busy pool ×1.5 and shrinks an idle one ×0.8, with Little's law beside", async (t) => {
   const db = new DatabasePool({
     pools: {
       busy: { connection: { connectionString: databaseUrl() }, max: 4, min: 0 },

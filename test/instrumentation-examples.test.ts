@@ -51,7 +51,10 @@ test('examples/otel-prometheus.ts: startPrometheusExporter serves a running work
   let text = '';
   await eventually(async () => {
     if (child.exitCode !== null) return true;
-    text = await fetch(url).then((r) => r.text(), () => text);
+    text = await fetch(url).then(
+      (r) => r.text(),
+      () => text,
+    );
     return series.every((re) => re.test(text));
   }, 30_000);
   for (const re of series) t.regex(text, re);

@@ -82,5 +82,4 @@ export function parentId(span: ReadableSpan): string | undefined {
   return span.parentSpanContext?.spanId;
 }
 
-
 export { trace };

@@ -132,7 +132,10 @@ test.serial('async hooks that reject after an await: no unhandled rejection, row
     },
   });
   t.deepEqual(hookRan, ['request', 'response']);
-  t.deepEqual(result.rows.map((r) => r.n), [1, 2, 3]);
+  t.deepEqual(
+    result.rows.map((r) => r.n),
+    [1, 2, 3],
+  );
   t.is(result.rowCount, 3);
 
   await w.settled(2);
@@ -158,7 +161,10 @@ test.serial('async hooks that throw before any await (an already rejected promis
       throw new TypeError('immediate response rejection');
     },
   });
-  t.deepEqual(result.rows.map((r) => r.n), [1, 2, 3]);
+  t.deepEqual(
+    result.rows.map((r) => r.n),
+    [1, 2, 3],
+  );
   await w.settled(2);
   t.deepEqual(w.unhandled, []);
   t.deepEqual(w.errors.map((e) => e.message).sort(), ['requestHook rejected', 'responseHook rejected']);
@@ -178,7 +184,10 @@ test.serial('hooks that throw synchronously: caught and logged, the query and sp
       throw new Error('sync response hook failed');
     },
   });
-  t.deepEqual(result.rows.map((r) => r.n), [1, 2, 3]);
+  t.deepEqual(
+    result.rows.map((r) => r.n),
+    [1, 2, 3],
+  );
   await w.settled(2);
   t.deepEqual(w.unhandled, []);
   t.deepEqual(w.errors.map((e) => e.message).sort(), ['requestHook threw', 'responseHook threw']);
@@ -226,7 +235,10 @@ test.serial('thenables: a then() that rejects, a then() that throws, a then gett
     requestHook: (() => returns[i++ % returns.length]) as unknown as DbPoolInstrumentationConfig['requestHook'],
     responseHook: (() => returns[i++ % returns.length]) as unknown as DbPoolInstrumentationConfig['responseHook'],
   });
-  t.deepEqual(result.rows.map((r) => r.n), [1, 2, 3]);
+  t.deepEqual(
+    result.rows.map((r) => r.n),
+    [1, 2, 3],
+  );
   const db = newDb(t, { hooks_thenable2: { max: 1, min: 0 } });
   await db.query('hooks_thenable2', 'SELECT 1');
   await w.settled(4);

@@ -3,16 +3,7 @@
  * subscribers, so no message object is even built. (A file of its own: a fresh process.)
  */
 import test from 'ava';
-import {
-  acquireChannel,
-  connectChannel,
-  leakChannel,
-  poolChannel,
-  queryChannel,
-  releaseChannel,
-  slowQueryChannel,
-  tracingActive,
-} from '../src/index.js';
+import { acquireChannel, connectChannel, leakChannel, poolChannel, queryChannel, releaseChannel, slowQueryChannel, tracingActive } from '../src/index.js';
 import { DbPoolInstrumentation } from '../instrumentations/index.js';
 import { newDb } from './helpers.js';
 

@@ -70,8 +70,14 @@ test('beside instrumentation-pg, each statement has our span only: no nested pg 
   const r = await runApp(true);
   t.true(r.patched, 'instrumentation-pg patched pg (else this test proves nothing)');
   const ours = r.spans.filter((s) => s.scope === 'db-pool-otel');
-  t.true(ours.some((s) => s.name === 'SELECT'), JSON.stringify(r.spans.map((s) => s.name)));
-  t.deepEqual(r.spans.filter((s) => s.scope.includes('instrumentation-pg')).map((s) => s.name), []);
+  t.true(
+    ours.some((s) => s.name === 'SELECT'),
+    JSON.stringify(r.spans.map((s) => s.name)),
+  );
+  t.deepEqual(
+    r.spans.filter((s) => s.scope.includes('instrumentation-pg')).map((s) => s.name),
+    [],
+  );
   for (const s of r.spans) t.false(s.text.includes('hunter2'), `${s.scope} ${s.name}`);
 });
 
@@ -79,5 +85,8 @@ test('with suppressDriverSpans: false both instrumentations make their spans', a
   const r = await runApp(false);
   t.true(r.patched);
   t.true(r.spans.some((s) => s.scope === 'db-pool-otel' && s.name === 'SELECT'));
-  t.true(r.spans.some((s) => s.scope.includes('instrumentation-pg')), JSON.stringify(r.spans.map((s) => `${s.scope}:${s.name}`)));
+  t.true(
+    r.spans.some((s) => s.scope.includes('instrumentation-pg')),
+    JSON.stringify(r.spans.map((s) => `${s.scope}:${s.name}`)),
+  );
 });

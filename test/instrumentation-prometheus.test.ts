@@ -80,7 +80,13 @@ test.serial('the /metrics endpoint shows every documented series after a workloa
   const series = parseExposition(text);
 
   if (process.env.DUMP_SERIES) {
-    writeFileSync(process.env.DUMP_SERIES, [...series].map(([n, l]) => `${n}\t${[...l].sort().join(',')}`).sort().join('\n') + '\n');
+    writeFileSync(
+      process.env.DUMP_SERIES,
+      `${[...series]
+        .map(([n, l]) => `${n}\t${[...l].sort().join(',')}`)
+        .sort()
+        .join('\n')}\n`,
+    );
     writeFileSync(`${process.env.DUMP_SERIES}.raw`, text);
   }
 

@@ -104,5 +104,8 @@ test.serial('global providers registered after construction are picked up', asyn
   t.teardown(() => tracerProvider.shutdown());
   const db = newDb(t, { glob: { max: 1, min: 0 } });
   await db.query('glob', 'SELECT 1');
-  t.truthy(exporter.getFinishedSpans().find((s) => s.name === 'SELECT'), 'the proxy tracer delegates to the global provider');
+  t.truthy(
+    exporter.getFinishedSpans().find((s) => s.name === 'SELECT'),
+    'the proxy tracer delegates to the global provider',
+  );
 });

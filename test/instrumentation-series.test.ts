@@ -145,9 +145,14 @@ test.serial(`startPrometheusExporter: ${CHURN} pools created, used and removed l
   );
   t.is(ownAfter, ownBefore, 'the series count does not grow with removed pools');
   t.true(after.length <= before.length + 10, `all series: ${before.length} → ${after.length}`);
-  t.true(after.some((l) => l.includes('series_steady')), 'the live pool keeps its series');
   t.true(
-    lastScrape.some((l) => /^db_pool_events_total\{.*tenant_last_0.*event="removed"/.test(l) || /^db_pool_events_total\{.*event="removed".*tenant_last_0/.test(l)),
+    after.some((l) => l.includes('series_steady')),
+    'the live pool keeps its series',
+  );
+  t.true(
+    lastScrape.some(
+      (l) => /^db_pool_events_total\{.*tenant_last_0.*event="removed"/.test(l) || /^db_pool_events_total\{.*event="removed".*tenant_last_0/.test(l),
+    ),
     "a removed pool's last counts are scraped once",
   );
   t.true(growth < HEAP_BOUND_MB, `heap growth ${growth.toFixed(1)} MB`);
@@ -172,7 +177,10 @@ test.serial(`meter mode (the default): ${CHURN} pool ids, series bounded by maxP
   t.is(full.points, half.points, 'no new series once the cap is reached');
   t.is(full.pools.size, 200 + 1, '200 pool ids (the default maxPoolSeries) plus _OTHER');
   t.true(full.pools.has('_OTHER'));
-  t.false([...full.pools].some((p) => p.startsWith('tenant_b')), 'pool ids past the cap have no series of their own');
+  t.false(
+    [...full.pools].some((p) => p.startsWith('tenant_b')),
+    'pool ids past the cap have no series of their own',
+  );
   t.true(growth < HEAP_BOUND_MB, `heap growth ${growth.toFixed(1)} MB`);
 
   // A pool created now: metrics under _OTHER, spans under its id.
@@ -181,7 +189,10 @@ test.serial(`meter mode (the default): ${CHURN} pool ids, series bounded by maxP
   const m = await otel.collect();
   const names = census(m).pools;
   t.false(names.has('meter_late'));
-  t.true(otel.spans.getFinishedSpans().some((s) => s.attributes[POOL] === 'meter_late'), 'spans carry the real pool id');
+  t.true(
+    otel.spans.getFinishedSpans().some((s) => s.attributes[POOL] === 'meter_late'),
+    'spans carry the real pool id',
+  );
 });
 
 test.serial('maxPoolSeries: a small cap, and Infinity for none', async (t) => {
@@ -257,7 +268,10 @@ function comparable(rm: ResourceMetrics): Record<string, unknown> {
       const points = (m.dataPoints as { attributes: Record<string, unknown>; value: unknown }[])
         .map((p) => {
           const attrs = JSON.stringify(Object.entries(p.attributes).sort(([a], [b]) => a.localeCompare(b)));
-          const v = m.dataPointType === DataPointType.HISTOGRAM ? `count ${(p.value as Histogram).count} buckets ${(p.value as Histogram).buckets.boundaries.join(',')}` : p.value;
+          const v =
+            m.dataPointType === DataPointType.HISTOGRAM
+              ? `count ${(p.value as Histogram).count} buckets ${(p.value as Histogram).buckets.boundaries.join(',')}`
+              : p.value;
           return `${attrs} = ${String(v)}`;
         })
         .sort();
@@ -289,11 +303,25 @@ test.serial('producer mode exports what meter mode exports (data points, and the
   await held.query('BEGIN');
   held.release(); // in a transaction: discarded
   slowQueryChannel.publish({
-    poolId: 'same', connectionId: 1, text: 'SELECT * FROM t WHERE id = ?', fingerprint: '0123456789abcdef',
-    durationMs: 1500, at: Date.now(), error: undefined, sqlState: undefined, traceId: undefined,
+    poolId: 'same',
+    connectionId: 1,
+    text: 'SELECT * FROM t WHERE id = ?',
+    fingerprint: '0123456789abcdef',
+    durationMs: 1500,
+    at: Date.now(),
+    error: undefined,
+    sqlState: undefined,
+    traceId: undefined,
   } satisfies SlowQueryMessage);
   leakChannel.publish({
-    poolId: 'same', connectionId: 1, loanId: 1, heldMs: 60_000, acquiredAt: Date.now() - 60_000, stack: undefined, traceId: undefined, kind: 'suspected',
+    poolId: 'same',
+    connectionId: 1,
+    loanId: 1,
+    heldMs: 60_000,
+    acquiredAt: Date.now() - 60_000,
+    stack: undefined,
+    traceId: undefined,
+    kind: 'suspected',
   } satisfies LeakMessage);
 
   const [a, b] = [await meter.collect(), await producer.collect()];

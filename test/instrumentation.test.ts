@@ -202,7 +202,14 @@ test.serial('requireParentSpan: no spans without a caller span, metrics all the 
   await db.query('orphan', 'SELECT 1');
   t.is(otel.spans('orphan').length, 0);
   await otel.inSpan('req', () => db.query('orphan', 'SELECT 1'));
-  t.deepEqual(otel.spans('orphan').map((s) => s.name).sort(), ['SELECT'], 'warm: one span per statement');
+  t.deepEqual(
+    otel
+      .spans('orphan')
+      .map((s) => s.name)
+      .sort(),
+    ['SELECT'],
+    'warm: one span per statement',
+  );
   const m = await otel.metrics();
   t.is(valueOf(m.get('db.client.operation.duration'), { 'db.client.connection.pool.name': 'orphan' }), 2);
 });
@@ -363,12 +370,25 @@ test.serial('project metrics: slow queries, leaks, discarded connections, create
   conn.release();
   // The report channels, as the core publishes them.
   slowQueryChannel.publish({
-    poolId: 'proj', connectionId: 1, text: 'SELECT * FROM t WHERE id = ?', fingerprint: '0123456789abcdef',
-    durationMs: 1500, at: Date.now(), error: undefined, sqlState: undefined, traceId: undefined,
+    poolId: 'proj',
+    connectionId: 1,
+    text: 'SELECT * FROM t WHERE id = ?',
+    fingerprint: '0123456789abcdef',
+    durationMs: 1500,
+    at: Date.now(),
+    error: undefined,
+    sqlState: undefined,
+    traceId: undefined,
   } satisfies SlowQueryMessage);
   leakChannel.publish({
-    poolId: 'proj', connectionId: 1, loanId: 1, heldMs: 60_000, acquiredAt: Date.now() - 60_000,
-    stack: undefined, traceId: undefined, kind: 'suspected',
+    poolId: 'proj',
+    connectionId: 1,
+    loanId: 1,
+    heldMs: 60_000,
+    acquiredAt: Date.now() - 60_000,
+    stack: undefined,
+    traceId: undefined,
+    kind: 'suspected',
   } satisfies LeakMessage);
   // A pool whose server is not there: the connect fails.
   const dead = newDb(t, { deadpool: { connection: { host: '127.0.0.1', port: 1, user: 'x', database: 'x' }, max: 1, min: 0, acquireTimeoutMs: 500 } });
@@ -480,7 +500,10 @@ test.serial('real slow-query and leak reports: counted, and stamped with the tra
   const { parent } = await otel.inSpan('slow request', async () => {
     const conn = await db.acquire('real');
     await conn.query('SELECT pg_sleep(0.03)');
-    t.true(await eventually(async () => valueOf((await otel.metrics()).get('db_pool.leaks'), { ...pool, 'db_pool.leak.kind': 'suspected' }) === 1), 'the held connection is reported as a suspected leak');
+    t.true(
+      await eventually(async () => valueOf((await otel.metrics()).get('db_pool.leaks'), { ...pool, 'db_pool.leak.kind': 'suspected' }) === 1),
+      'the held connection is reported as a suspected leak',
+    );
     conn.release();
   });
   const m = await otel.metrics();
@@ -499,9 +522,19 @@ test.serial('spans per operation: 3 for a cold query, 2 warm, 1 + n + 2 for a tr
   await db.query('count', 'SELECT 1');
   t.is(otel.spans('count').length, 1, 'warm: one span per statement');
   otel.exporter.reset();
-  await db.transaction('count', async (tx) => {
-    await tx.query('SELECT 1');
-    await tx.query('SELECT 2');
-  }, { isolationLevel: 'SERIALIZABLE' });
-  t.deepEqual(otel.spans('count').map((s) => s.name).sort(), ['BEGIN', 'COMMIT', 'SELECT', 'SELECT']);
+  await db.transaction(
+    'count',
+    async (tx) => {
+      await tx.query('SELECT 1');
+      await tx.query('SELECT 2');
+    },
+    { isolationLevel: 'SERIALIZABLE' },
+  );
+  t.deepEqual(
+    otel
+      .spans('count')
+      .map((s) => s.name)
+      .sort(),
+    ['BEGIN', 'COMMIT', 'SELECT', 'SELECT'],
+  );
 });

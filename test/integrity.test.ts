@@ -21,7 +21,7 @@ async function table(t: ExecutionContext) {
   return { name, count };
 }
 
-test('a release with BEGIN still in flight never lends the connection into that transaction: the next caller\'s write is committed', async (t) => {
+test("a release with BEGIN still in flight never lends the connection into that transaction: the next caller's write is committed", async (t) => {
   const { name, count } = await table(t);
   const db = newDb(t, { main: { max: 1, min: 0 } });
   const reports: PendingReleaseReport[] = [];
@@ -122,7 +122,7 @@ test('knex transactions and a COMMIT sent through the pg.Pool face reject when t
   t.is(await count(), 0);
 });
 
-test('a query cut off by removePool\'s drain timeout rejects with CONNECTION_REVOKED, not a bare driver error', async (t) => {
+test("a query cut off by removePool's drain timeout rejects with CONNECTION_REVOKED, not a bare driver error", async (t) => {
   const db = newDb(t, { main: { max: 1, min: 0 } });
   const running = db.query('main', 'SELECT pg_sleep(5)');
   t.true(await eventually(() => db.getPoolStatus('main').active === 1));

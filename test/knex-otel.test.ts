@@ -42,7 +42,10 @@ test.serial('instrumentation-knex registered first: its spans and our acquire/qu
     tb.increments('id');
     tb.string('name');
   });
-  await k.withSchema(schema).table('items').insert([{ name: 'a' }, { name: 'b' }]);
+  await k
+    .withSchema(schema)
+    .table('items')
+    .insert([{ name: 'a' }, { name: 'b' }]);
   const rows = await k.withSchema(schema).table('items').select('name').orderBy('name');
   t.deepEqual(rows, [{ name: 'a' }, { name: 'b' }]);
   await k.transaction(async (trx) => {
@@ -61,7 +64,10 @@ test.serial('instrumentation-knex registered first: its spans and our acquire/qu
   });
   t.is(select!.attributes['server.address'], serverOf().address, 'server.address from our connectionSettings');
   t.is(select!.attributes['server.port'], serverOf().port);
-  t.true(spans.some((s) => s.status.code === 2), 'the failing query has an error span');
+  t.true(
+    spans.some((s) => s.status.code === 2),
+    'the failing query has an error span',
+  );
 
   // The pool saw every one of those queries: acquired, run and ended (or failed) on its channels.
   const texts = rec.queries.map((q) => q.text);
@@ -97,7 +103,10 @@ test.serial('our acquire and query spans and metrics appear for knex queries, wi
   otel.exporter.reset();
 
   const { parent } = await otel.inSpan('request', async () => {
-    await k.withSchema(schema).table('items').insert([{ name: 'a' }, { name: 'b' }]);
+    await k
+      .withSchema(schema)
+      .table('items')
+      .insert([{ name: 'a' }, { name: 'b' }]);
     await k.withSchema(schema).table('items').select('name').where('name', 'like', 'a%');
     await k.transaction(async (trx) => {
       await trx.withSchema(schema).table('items').where({ name: 'b' }).update({ name: 'c' });
@@ -108,7 +117,10 @@ test.serial('our acquire and query spans and metrics appear for knex queries, wi
   // Warm acquires have no span of their own (acquireSpans 'waited'): the statements carry the wait.
   const acquires = ours.filter((s) => s.name === `acquire ${poolId}`);
   t.true(ours.filter((s) => typeof s.attributes['db_pool.acquire.wait_ms'] === 'number').length + acquires.length >= 3, `acquires seen: ${acquires.length}`);
-  t.true(acquires.every((s) => parentId(s) === parent.spanContext().spanId), 'acquires are children of the request');
+  t.true(
+    acquires.every((s) => parentId(s) === parent.spanContext().spanId),
+    'acquires are children of the request',
+  );
   const select = ours.find((s) => s.attributes['db.operation.name'] === 'SELECT' && s.attributes['db.collection.name'] === `${schema}.items`);
   t.truthy(select, `our spans: ${ours.map((s) => s.name).join(', ')}`);
   const server = serverOf();

@@ -12,17 +12,12 @@ import { inspect } from 'node:util';
 import type pg from 'pg';
 import { knexConfig, type KnexConfigOptions } from '../src/adapters/knex-config.js';
 import { pgPool } from '../src/adapters/pg-pool.js';
-import { AcquireTimeoutError, type PoolConfig, type PooledConnection } from '../src/index.js';
+import { AcquireTimeoutError, type PoolConfig } from '../src/index.js';
 import { nextTurn, recordChannels, tempSchema } from './adapter-helpers.js';
 import { adminClient, databaseUrl, eventually, newDb, serverConnections, uniqueName } from './helpers.js';
 
 /** A knex instance on pool `poolId` of a fresh DatabasePool, destroyed when the test ends. */
-function setup(
-  t: ExecutionContext,
-  pool: Partial<PoolConfig> = {},
-  options: KnexConfigOptions = {},
-  extra: Partial<Knex.Config> = {},
-) {
+function setup(t: ExecutionContext, pool: Partial<PoolConfig> = {}, options: KnexConfigOptions = {}, extra: Partial<Knex.Config> = {}) {
   const poolId = uniqueName('knex');
   const db = newDb(t, { [poolId]: { min: 0, ...pool } });
   const k = knex({ ...knexConfig(db, poolId, options), ...extra });
@@ -47,7 +42,13 @@ test('query builder: create, insert, select, update and delete', async (t) => {
     tb.integer('age');
   });
   const users = () => k.withSchema(schema).table('users');
-  const inserted = await users().insert([{ name: 'ada', age: 36 }, { name: 'alan', age: 41 }, { name: 'grace', age: 85 }]).returning(['id', 'name']);
+  const inserted = await users()
+    .insert([
+      { name: 'ada', age: 36 },
+      { name: 'alan', age: 41 },
+      { name: 'grace', age: 85 },
+    ])
+    .returning(['id', 'name']);
   t.is(inserted.length, 3);
   t.deepEqual(await users().where('age', '>', 40).orderBy('name').pluck('name'), ['alan', 'grace']);
   t.is(await users().where({ name: 'ada' }).update({ age: 37 }), 1);
@@ -90,7 +91,10 @@ test('transactions: commit keeps rows, a throw or rollback() removes them', asyn
   await accounts(trx).insert({ id: 4, balance: 4 });
   await trx.rollback();
   const rows = await accounts(k).orderBy('id');
-  t.deepEqual(rows, [{ id: 1, balance: 100 }, { id: 2, balance: 0 }]);
+  t.deepEqual(rows, [
+    { id: 1, balance: 100 },
+    { id: 2, balance: 0 },
+  ]);
 });
 
 test('migrations: latest and rollback from a migrations directory', async (t) => {
@@ -224,7 +228,10 @@ test('200 concurrent queries through a pool of max 5', async (t) => {
   const results = await Promise.all(queries);
   const elapsed = performance.now() - started;
   clearInterval(sampler);
-  t.deepEqual(results, Array.from({ length: 200 }, (_, i) => i));
+  t.deepEqual(
+    results,
+    Array.from({ length: 200 }, (_, i) => i),
+  );
   t.true(maxTotal <= 5, `pool never above max (saw ${maxTotal})`);
   t.true(maxServer <= 5, `server saw at most 5 connections (saw ${maxServer})`);
   t.like(db.getPoolStatus(poolId), { active: 0, waiting: 0 });
@@ -290,12 +297,16 @@ test('searchPath: set on the connection, and reset for a knex without one on the
 });
 
 test('afterCreate runs once per physical connection; when it fails, the acquire fails and the connection is closed', async (t) => {
-  const { db, poolId, k } = setup(t, { max: 2 }, {
-    afterCreate: (conn, done) => {
-      calls++;
-      conn.query("SET TIME ZONE 'Pacific/Chatham'", (err: Error | null) => done(err, conn));
+  const { db, poolId, k } = setup(
+    t,
+    { max: 2 },
+    {
+      afterCreate: (conn, done) => {
+        calls++;
+        conn.query("SET TIME ZONE 'Pacific/Chatham'", (err: Error | null) => done(err, conn));
+      },
     },
-  });
+  );
   let calls = 0;
   const uids = new Set<string>();
   k.on('query', (q: { __knexUid?: string }) => uids.add(String(q.__knexUid)));
@@ -332,7 +343,10 @@ test('.timeout(ms, { cancel: true }) cancels on the server and keeps the connect
 
   const rec = recordChannels(t, poolId);
   await t.throwsAsync(k.raw('select pg_sleep(2)').timeout(100), { instanceOf: knex.KnexTimeoutError });
-  t.true(rec.releases.some((r) => r.destroyed && r.reason === 'error'), 'disposed by knex: closed, not reused');
+  t.true(
+    rec.releases.some((r) => r.destroyed && r.reason === 'error'),
+    'disposed by knex: closed, not reused',
+  );
   t.not(await pid(), first);
   t.true(await eventually(() => db.getPoolStatus(poolId).total === 1));
 });
@@ -388,7 +402,10 @@ test('knex queries publish acquire and query events on the core channels', async
   const { poolId, k } = setup(t, { max: 2 });
   const rec = recordChannels(t, poolId);
   await k.raw(`create table "${schema}".t (id int)`);
-  await k.withSchema(schema).table('t').insert([{ id: 1 }, { id: 2 }]);
+  await k
+    .withSchema(schema)
+    .table('t')
+    .insert([{ id: 1 }, { id: 2 }]);
   await k.transaction(async (trx) => {
     await trx.withSchema(schema).table('t').insert({ id: 3 });
   });
@@ -400,7 +417,7 @@ test('knex queries publish acquire and query events on the core channels', async
     s.on('close', () => resolve(n));
   });
   // The stream's query-end event can follow its close.
-  t.true(await eventually(() => rec.queriesEnded.some((q) => /^select "id" from/.test(q.text))), 'the stream\'s query ended');
+  t.true(await eventually(() => rec.queriesEnded.some((q) => /^select "id" from/.test(q.text))), "the stream's query ended");
   t.is(streamed, 3);
   t.true(rec.acquires.length >= 4, `acquires: ${rec.acquires.length}`);
   const texts = rec.queries.map((q) => q.text);
@@ -439,7 +456,7 @@ test('the connectionPool alternative (knex 3.3): knex on the pg.Pool face, witho
   t.false(db.getPoolStatus(poolId).closed);
 });
 
-test('what the connectionPool alternative loses on streams: knex #6288 takes the next face borrower\'s loan (use knexConfig to stream)', async (t) => {
+test("what the connectionPool alternative loses on streams: knex #6288 takes the next face borrower's loan (use knexConfig to stream)", async (t) => {
   const poolId = uniqueName('knexcp6288');
   const db = newDb(t, { [poolId]: { max: 1, min: 0 } });
   const face = pgPool(db, poolId);
@@ -470,7 +487,13 @@ test('no password in what knex shows: config, connectionSettings when logged or 
   const k = knex(cfg);
   t.teardown(() => k.destroy());
   const settings = internals(k).connectionSettings;
-  for (const shown of [inspect(cfg, { depth: 5 }), JSON.stringify(cfg.connection), inspect(settings), JSON.stringify(settings), inspect(k.client.config, { depth: 5 })]) {
+  for (const shown of [
+    inspect(cfg, { depth: 5 }),
+    JSON.stringify(cfg.connection),
+    inspect(settings),
+    JSON.stringify(settings),
+    inspect(k.client.config, { depth: 5 }),
+  ]) {
     t.false(shown.includes(secret), shown);
   }
   t.true(String(settings.connectionString).includes(secret), 'cancelQuery connects with the real settings');

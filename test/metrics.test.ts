@@ -34,7 +34,11 @@ test('windowed percentiles stay within 2 % of the exact values on a recorded lat
   for (const s of samples) h.record(s, false, now + (s % 1) * 1000);
   const sum = h.summary(now + 5_000);
   const sorted = [...samples].sort((a, b) => a - b);
-  for (const [p, got] of [[0.5, sum.p50], [0.95, sum.p95], [0.99, sum.p99]] as const) {
+  for (const [p, got] of [
+    [0.5, sum.p50],
+    [0.95, sum.p95],
+    [0.99, sum.p99],
+  ] as const) {
     const exact = exactPercentile(sorted, p);
     const err = Math.abs(got - exact) / exact;
     t.log(`P${p * 100}: exact ${exact.toFixed(4)} ms, histogram ${got.toFixed(4)} ms, error ${(err * 100).toFixed(2)} %`);
@@ -76,7 +80,25 @@ test('QPS and error rate are right for a known workload', async (t) => {
   t.true(m.latencyP50 > 0 && m.latencyP50 <= m.latencyP95 && m.latencyP95 <= m.latencyP99);
   t.true(m.acquireLatencyP99 >= m.acquireLatencyP50);
   t.is(db.getQueryMetrics('m').errorsByCode['22012'], 50);
-  for (const key of ['connectionUtilization', 'activeConnections', 'idleConnections', 'totalConnections', 'maxConnections', 'waitingQueueLength', 'acquireLatencyP50', 'acquireLatencyP99', 'acquireTimeouts', 'queriesPerSecond', 'latencyP50', 'latencyP95', 'latencyP99', 'errorRate', 'slowQueriesCount', 'leakedConnections', 'windowSeconds']) {
+  for (const key of [
+    'connectionUtilization',
+    'activeConnections',
+    'idleConnections',
+    'totalConnections',
+    'maxConnections',
+    'waitingQueueLength',
+    'acquireLatencyP50',
+    'acquireLatencyP99',
+    'acquireTimeouts',
+    'queriesPerSecond',
+    'latencyP50',
+    'latencyP95',
+    'latencyP99',
+    'errorRate',
+    'slowQueriesCount',
+    'leakedConnections',
+    'windowSeconds',
+  ]) {
     t.is(typeof (db.getMetrics('m').toJSON() as Record<string, unknown>)[key], 'number', key);
   }
   t.is(db.getMetrics('m').windowSeconds, 60);
@@ -100,7 +122,13 @@ test('slow queries are listed slowest first, without literals, grouped by finger
   else t.log(`SELECT 1 took ${fastMs.toFixed(0)} ms on this loaded machine`);
   const expected = fastListed ? 5 : 4;
   t.is(slow.length, expected);
-  t.deepEqual(slow.map((q) => q.durationMs).slice().sort((a, b) => b - a), slow.map((q) => q.durationMs));
+  t.deepEqual(
+    slow
+      .map((q) => q.durationMs)
+      .slice()
+      .sort((a, b) => b - a),
+    slow.map((q) => q.durationMs),
+  );
   t.true(slow.every((q) => q.durationMs >= 150));
   for (const q of slow) {
     t.false(/secret|4242|7777|31337/.test(q.text), q.text);
@@ -149,7 +177,10 @@ test('a leaked loan is reported with the stack of the line that took it, then re
   t.is(db2.getMetrics('l').leakedConnections, 1);
 
   t.true(await eventually(() => reports.length === 2, 10_000), 'reclaimed after leakReclaimMs');
-  t.deepEqual(reports.map((r) => r.kind), ['suspected', 'reclaimed']);
+  t.deepEqual(
+    reports.map((r) => r.kind),
+    ['suspected', 'reclaimed'],
+  );
   const late = await t.throwsAsync(leaked.query('SELECT 1'));
   t.is((late as { code?: string }).code, 'CONNECTION_REVOKED');
   leaked.release(); // harmless
@@ -222,11 +253,16 @@ test('restartPool under load fails no query and replaces every connection', asyn
   const running = load(db, 'rs', 50, stopped);
   await db.query('rs', 'SELECT 1');
   await db.restartPool('rs');
-  const pidsAfter = new Set((await Promise.all(Array.from({ length: 5 }, () => db.query<{ pid: number }>('rs', 'SELECT pg_backend_pid() AS pid')))).map((r) => r.rows[0]!.pid));
+  const pidsAfter = new Set(
+    (await Promise.all(Array.from({ length: 5 }, () => db.query<{ pid: number }>('rs', 'SELECT pg_backend_pid() AS pid')))).map((r) => r.rows[0]!.pid),
+  );
   // Not only the sessions sampled above: none the pool holds now is an old one.
   const details = db.getConnectionDetails('rs');
   t.true(details.length > 0, 'the pool holds connections after the restart');
-  t.false(details.some((c) => c.processId !== undefined && pidsBefore.has(c.processId)), 'no old session is left in the pool');
+  t.false(
+    details.some((c) => c.processId !== undefined && pidsBefore.has(c.processId)),
+    'no old session is left in the pool',
+  );
   stop();
   const counts = await running;
   t.log(`${counts.ok} queries, ${counts.failed} failed`);
@@ -266,7 +302,10 @@ test('a new metricsWindowMs starts the windows afresh and keeps totals, statemen
   t.is(after.windowSeconds, 30);
   t.is(after.queriesInWindow, 0, 'the window starts empty');
   t.deepEqual(after.totals, before.totals, 'lifetime totals go on');
-  t.deepEqual(db.getSlowQueries('w', { limit: 100 }).map((q) => q.fingerprint), slowBefore);
+  t.deepEqual(
+    db.getSlowQueries('w', { limit: 100 }).map((q) => q.fingerprint),
+    slowBefore,
+  );
   t.is(db.getQueryMetrics('w').statementsTracked, 3);
   await db.query('w', 'SELECT 1');
   t.is(db.getDetailedMetrics('w').totals.queries, before.totals.queries + 1);
@@ -286,7 +325,7 @@ test('cleanupPool closes idle connections, reclaims leaks past threshold and cle
   t.is(report.leaksReclaimed, 1);
   t.true(report.idleClosed >= 2);
   t.is(db.getMetrics('c').errorRate, 0);
-  t.is((await t.throwsAsync(leaked.query('SELECT 1')) as { code?: string }).code, 'CONNECTION_REVOKED');
+  t.is(((await t.throwsAsync(leaked.query('SELECT 1'))) as { code?: string }).code, 'CONNECTION_REVOKED');
   t.is((await db.query<{ n: number }>('c', 'SELECT 1 AS n')).rows[0]!.n, 1);
 });
 
@@ -303,4 +342,3 @@ test('getConnectionDetails lists each connection with state, age, use count and 
   for (const c of details) t.false((c.lastQuery ?? '').includes('top-secret'));
   held.release();
 });
-

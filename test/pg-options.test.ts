@@ -109,7 +109,12 @@ test('keepAlive defaults to on and can be turned off; bad values are INVALID_CON
   ] as const) {
     const err = await t.throwsAsync(db.createPool(`bad_${path}`, { connection: connection as never }));
     t.true(err instanceof InvalidConfigError);
-    t.true((err as InvalidConfigError).issues.some((i) => i.path.endsWith(`connection.${path}`)), JSON.stringify((err as InvalidConfigError).issues));
+    t.true(
+      (err as InvalidConfigError).issues.some((i) => i.path.endsWith(`connection.${path}`)),
+      JSON.stringify((err as InvalidConfigError).issues),
+    );
   }
-  t.false((await t.throwsAsync(db.createPool('bad_pw', { connection: { connectionString: databaseUrl(), password: 424242 as never } })))!.message.includes('424242'));
+  t.false(
+    (await t.throwsAsync(db.createPool('bad_pw', { connection: { connectionString: databaseUrl(), password: 424242 as never } })))!.message.includes('424242'),
+  );
 });

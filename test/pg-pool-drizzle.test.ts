@@ -24,9 +24,18 @@ async function setup(t: ExecutionContext) {
 
 test('select and insert', async (t) => {
   const { orm, people } = await setup(t);
-  const inserted = await orm.insert(people).values([{ id: 1, name: 'ada' }, { id: 2, name: 'alan' }]).returning();
+  const inserted = await orm
+    .insert(people)
+    .values([
+      { id: 1, name: 'ada' },
+      { id: 2, name: 'alan' },
+    ])
+    .returning();
   t.is(inserted.length, 2);
-  t.deepEqual(await orm.select().from(people).orderBy(asc(people.id)), [{ id: 1, name: 'ada' }, { id: 2, name: 'alan' }]);
+  t.deepEqual(await orm.select().from(people).orderBy(asc(people.id)), [
+    { id: 1, name: 'ada' },
+    { id: 2, name: 'alan' },
+  ]);
   t.deepEqual(await orm.select({ name: people.name }).from(people).where(eq(people.id, 2)), [{ name: 'alan' }]);
 });
 

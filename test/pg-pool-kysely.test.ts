@@ -39,9 +39,18 @@ async function setup(t: ExecutionContext, max = 3, onCreateConnection?: () => vo
 
 test('select, insert and update', async (t) => {
   const { kysely, table } = await setup(t);
-  await kysely.insertInto(table).values([{ id: 1, name: 'ada' }, { id: 2, name: 'alan' }]).execute();
+  await kysely
+    .insertInto(table)
+    .values([
+      { id: 1, name: 'ada' },
+      { id: 2, name: 'alan' },
+    ])
+    .execute();
   const rows = await kysely.selectFrom(table).select(['id', 'name']).where('id', '>', 0).orderBy('id').execute();
-  t.deepEqual(rows, [{ id: 1, name: 'ada' }, { id: 2, name: 'alan' }]);
+  t.deepEqual(rows, [
+    { id: 1, name: 'ada' },
+    { id: 2, name: 'alan' },
+  ]);
   const updated = await kysely.updateTable(table).set({ name: 'grace' }).where('id', '=', 2).executeTakeFirst();
   t.is(updated.numUpdatedRows, 1n);
   const { rows: raw } = await sql<{ n: number }>`select count(*)::int as n from ${sql.table(table)}`.execute(kysely);
@@ -79,7 +88,7 @@ test('streaming with a cursor', async (t) => {
   t.is(count, 1000);
   t.is(last, 1000);
   // The query-end event can follow the stream's last row.
-  t.true(await eventually(() => rec.queriesEnded.some((q) => q.text.startsWith('select "id" from'))), 'the stream\'s query ended');
+  t.true(await eventually(() => rec.queriesEnded.some((q) => q.text.startsWith('select "id" from'))), "the stream's query ended");
   const traced = rec.queriesEnded.find((q) => q.text.startsWith('select "id" from'));
   t.like(traced, { rowCount: 1000, command: 'SELECT' });
   t.true(await eventually(() => db.getPoolStatus(poolId).active === 0));
@@ -122,7 +131,10 @@ async function temporaryTables(pool: PostgresDialectConfig['pool']): Promise<num
     await Promise.all([1, 2, 3].map(() => sql`select pg_sleep(0.05)`.execute(kysely)));
     const table = uniqueName('tmp_kysely');
     await sql`create temporary table ${sql.table(table)} (n int)`.execute(kysely);
-    await kysely.insertInto(table).values([{ n: 1 }, { n: 2 }]).execute();
+    await kysely
+      .insertInto(table)
+      .values([{ n: 1 }, { n: 2 }])
+      .execute();
     await sql`insert into ${sql.table(table)} values (3)`.execute(kysely);
     const rows = await kysely.selectFrom(table).select('n').orderBy('n').execute();
     await sql`drop table ${sql.table(table)}`.execute(kysely);

@@ -67,6 +67,10 @@ test.serial('Drizzle: a rolled-back transaction is one loan, BEGIN to ROLLBACK, 
   t.true(ours.every((s) => parentId(s) === parent.spanContext().spanId));
   // One loan: one acquire, warm (no span of its own), its wait on the first statement only.
   t.is(otel.spans(poolId).filter((s) => s.name === `acquire ${poolId}`).length, 0);
-  t.deepEqual(ours.map((s) => typeof s.attributes['db_pool.acquire.wait_ms']), ['number', 'undefined', 'undefined'], 'one loan');
+  t.deepEqual(
+    ours.map((s) => typeof s.attributes['db_pool.acquire.wait_ms']),
+    ['number', 'undefined', 'undefined'],
+    'one loan',
+  );
   t.is((await db.query<{ n: number }>(poolId, `select count(*)::int as n from "${schema}".items`)).rows[0]!.n, 0);
 });

@@ -43,7 +43,7 @@ const EXPECTED_DIFFERENCES: Record<string, string> = {
 
 const key = (t: { file: string; title: string }): string => `${t.file} :: ${t.title}`;
 
-test('pg-pool 3.8.0\'s own test suite: everything pg-pool passes here passes on the pg.Pool face', async (t) => {
+test("pg-pool 3.8.0's own test suite: everything pg-pool passes here passes on the pg.Pool face", async (t) => {
   t.timeout(600_000);
   const run = runSuite as RunSuite;
   const url = databaseUrl();
@@ -52,7 +52,12 @@ test('pg-pool 3.8.0\'s own test suite: everything pg-pool passes here passes on 
   // Passed: reported passing and never failing (mocha can report a test twice: a late done()).
   const passed = (tests: SuiteTest[]): Set<string> => {
     const failed = new Set(tests.filter((x) => x.state === 'failed').map(key));
-    return new Set(tests.filter((x) => x.state === 'passed').map(key).filter((k) => !failed.has(k)));
+    return new Set(
+      tests
+        .filter((x) => x.state === 'passed')
+        .map(key)
+        .filter((k) => !failed.has(k)),
+    );
   };
   const passedOnPgPool = passed(baseline.tests);
   const passedOnOurs = passed(ours.tests);

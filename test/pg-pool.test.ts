@@ -10,7 +10,11 @@ import { recordChannels } from './adapter-helpers.js';
 import { adminClient, eventually, newDb, uniqueName } from './helpers.js';
 
 const require = createRequire(import.meta.url);
-const Cursor = require('pg-cursor') as new (text: string, values?: unknown[], config?: { rowMode?: string }) => pg.Submittable & {
+const Cursor = require('pg-cursor') as new (
+  text: string,
+  values?: unknown[],
+  config?: { rowMode?: string },
+) => pg.Submittable & {
   read(n: number): Promise<unknown[]>;
   close(): Promise<void>;
 };
@@ -32,7 +36,7 @@ test('it is a pg.Pool, by instanceof and by constructor name', (t) => {
   t.false(face.ended);
 });
 
-test('connect() lends the same client object for the same physical connection; the counts are the pool\'s', async (t) => {
+test("connect() lends the same client object for the same physical connection; the counts are the pool's", async (t) => {
   const { db, poolId, face } = setup(t, { max: 1 });
   const first = await face.connect();
   const pid = await pidOf(first);
@@ -167,7 +171,7 @@ test('a cursor runs on the lent connection and is traced; pool.query() refuses o
     client.release();
   }
   // The cursor's query-end event can follow its close.
-  t.true(await eventually(() => rec.queriesEnded.some((q) => q.text.startsWith('select generate_series'))), 'the cursor\'s query ended');
+  t.true(await eventually(() => rec.queriesEnded.some((q) => q.text.startsWith('select generate_series'))), "the cursor's query ended");
   const traced = rec.queriesEnded.find((q) => q.text.startsWith('select generate_series'));
   t.truthy(traced);
   t.like(traced, { valuesCount: 1, command: 'SELECT', rowCount: 25 });
@@ -191,7 +195,7 @@ test('face queries publish acquire and query events on the core channels', async
   );
 });
 
-test("query(callback) is refused as pg.Pool refuses it; query(text, values, cb) calls back with undefined on success", async (t) => {
+test('query(callback) is refused as pg.Pool refuses it; query(text, values, cb) calls back with undefined on success', async (t) => {
   const { poolId, face } = setup(t);
   const rec = recordChannels(t, poolId);
   const misuse = await new Promise<unknown[]>((resolve) => {
@@ -228,13 +232,25 @@ test("events with pg.Pool's arguments: connect (new connection), acquire, releas
   face.on('release', (err, c) => seen.push(['release', err, c]));
   face.on('remove', (c) => seen.push(['remove', c, db.getPoolStatus(poolId).total]));
   const c = await face.connect();
-  t.deepEqual(seen, [['connect', c], ['acquire', c]], "'connect' then 'acquire', before connect() resolves");
+  t.deepEqual(
+    seen,
+    [
+      ['connect', c],
+      ['acquire', c],
+    ],
+    "'connect' then 'acquire', before connect() resolves",
+  );
   c.release();
   const again = await face.connect();
   t.is(again, c);
   const boom = new Error('suspect');
   again.release(boom);
-  t.deepEqual(seen.slice(2), [['release', undefined, c], ['acquire', c], ['release', boom, c], ['remove', c, 0]]);
+  t.deepEqual(seen.slice(2), [
+    ['release', undefined, c],
+    ['acquire', c],
+    ['release', boom, c],
+    ['remove', c, 0],
+  ]);
 });
 
 test('verify runs on each connection the face lends first; a failure fails that connect() and closes the connection; log hears what the face does', async (t) => {
@@ -272,7 +288,11 @@ test("a connect failure reaches the face's callers as the driver's error (its co
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   const poolId = uniqueName('pgface');
-  const db = new DatabasePool({ pools: { [poolId]: { connection: { host: '127.0.0.1', port, user: 'x', database: 'x' }, min: 0 } }, logger: null, recovery: { enabled: false } });
+  const db = new DatabasePool({
+    pools: { [poolId]: { connection: { host: '127.0.0.1', port, user: 'x', database: 'x' }, min: 0 } },
+    logger: null,
+    recovery: { enabled: false },
+  });
   t.teardown(() => db.close());
   const face = pgPool(db, poolId);
   const err = await t.throwsAsync(face.connect());
@@ -301,7 +321,10 @@ test('an exception thrown in a connect() or query() callback is an uncaught exce
 /** Runs an ESM TypeScript snippet in a child node (with tsx); resolves with its stdout. */
 function runChild(source: string, arg: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source, arg], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source, arg], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: process.env,
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.on('error', reject);

@@ -15,7 +15,10 @@ withTools(test, ['pgbouncer'])('works through PgBouncer in transaction mode: con
 
   // 10 client connections multiplexed over 2 server connections.
   const rows = await Promise.all(Array.from({ length: 100 }, (_, i) => db.query<{ n: number }>('pgb', 'SELECT $1::int AS n', [i])));
-  t.deepEqual(rows.map((r) => r.rows[0]!.n), Array.from({ length: 100 }, (_, i) => i));
+  t.deepEqual(
+    rows.map((r) => r.rows[0]!.n),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
 
   // Named statements: each client connection would otherwise believe it prepared "get_n" on a server
   // connection it may not reach next time ("prepared statement does not exist").
@@ -23,7 +26,14 @@ withTools(test, ['pgbouncer'])('works through PgBouncer in transaction mode: con
     Array.from({ length: 200 }, (_, i) => db.query<{ n: number }>('pgb', { name: 'get_n', text: 'SELECT $1::int + 0 AS n', values: [i] })),
   );
   const failures = named.filter((r) => r.status === 'rejected');
-  t.is(failures.length, 0, failures.map((f) => String((f as PromiseRejectedResult).reason)).slice(0, 2).join('; '));
+  t.is(
+    failures.length,
+    0,
+    failures
+      .map((f) => String((f as PromiseRejectedResult).reason))
+      .slice(0, 2)
+      .join('; '),
+  );
 
   // A transaction stays on one server connection for its duration.
   const table = uniqueName('pgb');
@@ -39,10 +49,13 @@ withTools(test, ['pgbouncer'])('works through PgBouncer in transaction mode: con
       }),
     ),
   );
-  await t.throwsAsync(db.transaction('pgb', async (tx) => {
-    await tx.query(`INSERT INTO ${table} VALUES (99)`);
-    throw new Error('roll back');
-  }), { message: 'roll back' });
+  await t.throwsAsync(
+    db.transaction('pgb', async (tx) => {
+      await tx.query(`INSERT INTO ${table} VALUES (99)`);
+      throw new Error('roll back');
+    }),
+    { message: 'roll back' },
+  );
   const count = await db.query<{ n: string }>('pgb', `SELECT count(*) AS n FROM ${table}`);
   t.is(Number(count.rows[0]!.n), 10);
   t.is(db.getMetrics('pgb').errorRate, 0);

@@ -15,7 +15,10 @@ test('200 concurrent queries through a pool of max 5 all succeed on at most 5 se
       return r.rows[0]!;
     }),
   );
-  t.deepEqual(results.map((r) => r.n), Array.from({ length: 200 }, (_, i) => i));
+  t.deepEqual(
+    results.map((r) => r.n),
+    Array.from({ length: 200 }, (_, i) => i),
+  );
   t.true(new Set(results.map((r) => r.pid)).size <= 5);
   t.true(peak <= 5);
   t.true((await serverConnections(admin, app)) <= 5);
@@ -45,7 +48,10 @@ test('transaction commits on success and rolls back on throw', async (t) => {
   );
   t.is(err, boom);
   const { rows } = await db.query<{ id: number }>('main', `SELECT id FROM ${table} ORDER BY id`);
-  t.deepEqual(rows.map((r) => r.id), [1]);
+  t.deepEqual(
+    rows.map((r) => r.id),
+    [1],
+  );
   t.is(db.getPoolStatus('main').active, 0);
 });
 
@@ -91,9 +97,12 @@ test('unknown, duplicate and malformed pool ids get typed errors', async (t) => 
 
 test('withConnection releases on throw; acquire and release by hand; a second release is a no-op', async (t) => {
   const db = newDb(t, { main: { max: 1, min: 0 } });
-  await t.throwsAsync(db.withConnection('main', async () => {
-    throw new Error('inside');
-  }), { message: 'inside' });
+  await t.throwsAsync(
+    db.withConnection('main', async () => {
+      throw new Error('inside');
+    }),
+    { message: 'inside' },
+  );
   t.is(db.getPoolStatus('main').active, 0);
 
   const a = await db.acquire('main');
@@ -108,7 +117,7 @@ test('withConnection releases on throw; acquire and release by hand; a second re
   void c.then(() => (cServed = true));
   const pidB = (await b.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   t.is(pidB, pidA);
-  t.false(cServed, 'nobody else got b\'s connection');
+  t.false(cServed, "nobody else got b's connection");
   const late = await t.throwsAsync(a.query('SELECT 1'));
   t.is((late as { code?: string }).code, 'CONNECTION_REVOKED');
   b.release();
@@ -122,7 +131,7 @@ test('a connection released inside an open transaction is closed, not handed to 
   const pid = conn.processId;
   await conn.query('BEGIN');
   conn.release();
-  const { rows } = await db.query<{ pid: number; tx: string }>('main', "SELECT pg_backend_pid() AS pid, now() = statement_timestamp() AS tx");
+  const { rows } = await db.query<{ pid: number; tx: string }>('main', 'SELECT pg_backend_pid() AS pid, now() = statement_timestamp() AS tx');
   t.not(rows[0]!.pid, pid);
 });
 
@@ -130,15 +139,21 @@ test('removePool lets running queries finish; new calls get POOL_NOT_FOUND', asy
   const db = newDb(t, { main: { max: 2, min: 0 } });
   const running = Array.from({ length: 4 }, () => db.query<{ ok: number }>('main', 'SELECT 1 AS ok, pg_sleep(0.3)'));
   // Wait until both connections are out and two callers queue, then remove.
-  t.true(await eventually(() => {
-    const s = db.getPoolStatus('main');
-    return s.active === 2 && s.waiting === 2;
-  }), 'two connections out and two callers queued before removal');
+  t.true(
+    await eventually(() => {
+      const s = db.getPoolStatus('main');
+      return s.active === 2 && s.waiting === 2;
+    }),
+    'two connections out and two callers queued before removal',
+  );
   const removal = db.removePool('main');
   const late = await t.throwsAsync(db.query('main', 'SELECT 1'));
   t.is((late as { code?: string }).code, 'POOL_NOT_FOUND');
   const results = await Promise.all(running);
-  t.deepEqual(results.map((r) => r.rows[0]!.ok), [1, 1, 1, 1]);
+  t.deepEqual(
+    results.map((r) => r.rows[0]!.ok),
+    [1, 1, 1, 1],
+  );
   await removal;
   t.deepEqual(db.listPools(), []);
 });

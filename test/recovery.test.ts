@@ -71,7 +71,9 @@ test('a server stopped under a 20-worker load and started again: the pool recove
   t.true(await eventually(() => load.report.ok >= okAtRestart + 300, 20_000), 'the pool recovered by itself');
   const recoveredMs = Date.now() - downAt;
   const report = await load.stop();
-  t.log(`down→recovered in ${recoveredMs} ms; ${report.ok} ok, ${report.failed} failed ${JSON.stringify(report.byCode)}; slowest call ${report.slowestMs.toFixed(0)} ms`);
+  t.log(
+    `down→recovered in ${recoveredMs} ms; ${report.ok} ok, ${report.failed} failed ${JSON.stringify(report.byCode)}; slowest call ${report.slowestMs.toFixed(0)} ms`,
+  );
   t.true(report.slowestMs <= acquireTimeoutMs + 500, `slowest call ${report.slowestMs} ms`);
   for (const code of Object.keys(report.byCode)) {
     t.true(['CONNECTION_FAILED', 'CIRCUIT_OPEN', 'ACQUIRE_TIMEOUT'].includes(code) || /Connection terminated|ECONNRESET|not queryable/.test(code), code);
@@ -97,13 +99,16 @@ test('a pool that reconnects by itself during the recovery backoff is kept, and 
   await proxy.down();
   // The first call may fail on the reset idle connection; a call that has to connect starts recovery.
   const recovering = () => events.some((e) => e.event === 'recovering');
-  t.true(await eventually(async () => (await db.query('main', 'SELECT 1').then(() => false, recovering))), 'recovery started');
+  t.true(await eventually(async () => await db.query('main', 'SELECT 1').then(() => false, recovering)), 'recovery started');
   await proxy.up();
   // Work that starts on the reconnected pool before the recovery's first try, and runs across it.
   const loan = await db.acquire('main');
   t.true(await eventually(() => events.some((e) => e.event === 'recovered'), 5_000), 'recovered');
   t.like(events.find((e) => e.event === 'recovered')?.detail, { attempt: 1, recreated: false });
-  t.true(db.getConnectionDetails('main').some((c) => c.id === loan.connectionId), 'the pool routed now is the one that lent the loan');
+  t.true(
+    db.getConnectionDetails('main').some((c) => c.id === loan.connectionId),
+    'the pool routed now is the one that lent the loan',
+  );
   t.is((await loan.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one, 1);
   loan.release();
   t.is(db.getDetailedMetrics('main').totals.recoveries, 1);
@@ -152,7 +157,9 @@ test('failover to the backup server and failback to the primary, with few failed
   t.true(primary.accepted > acceptedWhileDown, 'the primary accepted connections again');
   t.true(primary.openConnections > 0, 'the pool holds connections to the primary');
   const report = await load.stop();
-  t.log(`events ${events.join(' → ')}; ${report.ok} ok, ${report.failed} failed ${JSON.stringify(report.byCode)}, ${failedDuringFailover} of them during the failover`);
+  t.log(
+    `events ${events.join(' → ')}; ${report.ok} ok, ${report.failed} failed ${JSON.stringify(report.byCode)}, ${failedDuringFailover} of them during the failover`,
+  );
   t.deepEqual(events, ['recovering', 'failed-over', 'failed-back']);
   // Only calls in flight on the cut connections can fail: at most one per connection (max 4).
   t.true(report.failed <= 4, `failed ${report.failed}`);
@@ -195,7 +202,16 @@ test('circuit breaker: with no server reachable, calls fail fast with CIRCUIT_OP
 
   await proxy.up();
   // After circuitResetMs one call goes through (half-open); when it connects the circuit closes.
-  t.true(await eventually(async () => (await db.query('main', 'SELECT 1').then(() => true, () => false)), 5_000));
+  t.true(
+    await eventually(
+      async () =>
+        await db.query('main', 'SELECT 1').then(
+          () => true,
+          () => false,
+        ),
+      5_000,
+    ),
+  );
   t.is(db.getPoolStatus('main').circuit, 'closed');
   t.true(db.getDetailedMetrics('main').totals.circuitOpens >= 1);
 });

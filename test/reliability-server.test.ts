@@ -25,9 +25,12 @@ test.serial('server restart under load: typed errors while it is down, the pool 
   assertScenario(t, await runFault(ctx(t), restartPlan(server), FAULTS_CI));
 });
 
-test.serial('authentication failure: CONNECTION_FAILED / CIRCUIT_OPEN with the cause 28P01, no password anywhere, heals when the password is back', async (t) => {
-  assertScenario(t, await runFault(ctx(t), await authPlan(server), FAULTS_CI, 1));
-});
+test.serial(
+  'authentication failure: CONNECTION_FAILED / CIRCUIT_OPEN with the cause 28P01, no password anywhere, heals when the password is back',
+  async (t) => {
+    assertScenario(t, await runFault(ctx(t), await authPlan(server), FAULTS_CI, 1));
+  },
+);
 
 test.serial('server at max_connections: typed errors with the cause 53300, serves with what it gets, grows when there is room', async (t) => {
   assertScenario(t, await maxConnectionsScenario(ctx(t), server, FAULTS_CI));

@@ -25,14 +25,19 @@ test('read-only queries and transactions go to healthy replicas and fall back to
   await db.query('main', 'SELECT 1'); // a write-capable query goes to the primary
   t.is(primary.accepted, 1);
 
-  const ro = await db.transaction('main', async (tx) => (await tx.query<{ ro: string }>("SELECT current_setting('transaction_read_only') AS ro")).rows[0]!.ro, { readOnly: true });
+  const ro = await db.transaction('main', async (tx) => (await tx.query<{ ro: string }>("SELECT current_setting('transaction_read_only') AS ro")).rows[0]!.ro, {
+    readOnly: true,
+  });
   t.is(ro, 'on');
   t.is(primary.accepted, 1, 'the read-only transaction ran on a replica');
 
   // Both replicas go down: reads fall back to the primary, and none fails.
   await Promise.all([r1.down(), r2.down()]);
   const results = await Promise.allSettled(Array.from({ length: 20 }, () => db.query<{ n: number }>('main', 'SELECT 2 AS n', [], { readOnly: true })));
-  t.true(results.every((r) => r.status === 'fulfilled'), JSON.stringify(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))));
+  t.true(
+    results.every((r) => r.status === 'fulfilled'),
+    JSON.stringify(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))),
+  );
   t.true(primary.accepted >= 2);
   t.deepEqual(db.listPools(), ['main']);
   t.is(db.getPoolConfig('main').readReplicas!.length, 2);

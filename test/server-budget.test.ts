@@ -33,7 +33,12 @@ async function serverTruth(client: pg.Client): Promise<{ max: number; superuserR
   return { max: Number(r.max), superuserReserved: Number(r.su), reserved: r.reserved === null ? null : Number(r.reserved) };
 }
 
-function db(t: { teardown(fn: () => unknown): void }, pools: Record<string, Partial<PoolConfig>>, url = databaseUrl(), options: ConstructorParameters<typeof DatabasePool>[0] = {}): DatabasePool {
+function db(
+  t: { teardown(fn: () => unknown): void },
+  pools: Record<string, Partial<PoolConfig>>,
+  url = databaseUrl(),
+  options: ConstructorParameters<typeof DatabasePool>[0] = {},
+): DatabasePool {
   const full: Record<string, PoolConfig> = {};
   for (const [id, cfg] of Object.entries(pools)) full[id] = { connection: { connectionString: url }, ...cfg };
   const d = new DatabasePool({ logger: null, ...options, pools: full });
@@ -61,33 +66,36 @@ test.after.always(async () => {
 /** A non-superuser role on the own server (superusers may take the reserved slots). */
 const appRoleUrl = (server: OwnServer): Promise<string> => ordinaryRoleUrl(server, uniqueName('budget_app'));
 
-test.serial('a pool reads its server budget on its first connection: the server\'s own settings, usable slots, backends, and this process\'s claims', async (t) => {
-  const admin = await adminClient(t);
-  const truth = await serverTruth(admin);
-  const d = db(t, { a: { max: 4, min: 1 }, b: { max: 3, min: 0 } });
-  const a = await budgetOf(d, 'a');
-  t.is(a.via, 'server');
-  t.is(a.maxConnections, truth.max);
-  t.is(a.superuserReservedConnections, truth.superuserReserved);
-  t.is(a.reservedConnections, truth.reserved, 'reserved_connections: null where the server has no such setting (before 16)');
-  t.is(a.usableConnections, truth.max - truth.superuserReserved - (truth.reserved ?? 0));
-  t.true(a.backends !== null && a.backends >= 1 && a.backends <= truth.max, `backends ${a.backends}`);
-  const u = new URL(databaseUrl());
-  t.is(a.serverAddress, u.hostname);
-  t.is(a.serverPort, Number(u.port || 5432));
-  // Both pools count for this process, b before it has any connection; b reads nothing until its first one.
-  t.deepEqual([...a.instance.poolIds].sort(), ['a', 'b']);
-  t.is(a.instance.max, 7);
-  t.is(d.getMetrics('b').serverBudget, null);
-  t.false(a.overBudget);
-  // The same in every face of the metrics.
-  const detailed = d.getDetailedMetrics('a').toJSON() as { serverBudget: ServerBudget };
-  t.is(detailed.serverBudget.maxConnections, truth.max);
-  t.is((d.getMetrics('a').toJSON() as { serverBudget: ServerBudget }).serverBudget.usableConnections, a.usableConnections);
-  await d.query('b', 'SELECT 1');
-  const b = await budgetOf(d, 'b');
-  t.is(b.maxConnections, truth.max);
-});
+test.serial(
+  "a pool reads its server budget on its first connection: the server's own settings, usable slots, backends, and this process's claims",
+  async (t) => {
+    const admin = await adminClient(t);
+    const truth = await serverTruth(admin);
+    const d = db(t, { a: { max: 4, min: 1 }, b: { max: 3, min: 0 } });
+    const a = await budgetOf(d, 'a');
+    t.is(a.via, 'server');
+    t.is(a.maxConnections, truth.max);
+    t.is(a.superuserReservedConnections, truth.superuserReserved);
+    t.is(a.reservedConnections, truth.reserved, 'reserved_connections: null where the server has no such setting (before 16)');
+    t.is(a.usableConnections, truth.max - truth.superuserReserved - (truth.reserved ?? 0));
+    t.true(a.backends !== null && a.backends >= 1 && a.backends <= truth.max, `backends ${a.backends}`);
+    const u = new URL(databaseUrl());
+    t.is(a.serverAddress, u.hostname);
+    t.is(a.serverPort, Number(u.port || 5432));
+    // Both pools count for this process, b before it has any connection; b reads nothing until its first one.
+    t.deepEqual([...a.instance.poolIds].sort(), ['a', 'b']);
+    t.is(a.instance.max, 7);
+    t.is(d.getMetrics('b').serverBudget, null);
+    t.false(a.overBudget);
+    // The same in every face of the metrics.
+    const detailed = d.getDetailedMetrics('a').toJSON() as { serverBudget: ServerBudget };
+    t.is(detailed.serverBudget.maxConnections, truth.max);
+    t.is((d.getMetrics('a').toJSON() as { serverBudget: ServerBudget }).serverBudget.usableConnections, a.usableConnections);
+    await d.query('b', 'SELECT 1');
+    const b = await budgetOf(d, 'b');
+    t.is(b.maxConnections, truth.max);
+  },
+);
 
 test.serial('the backends are read again when asked, at most every 5 s, on an idle connection: the pool opens no connection for it', async (t) => {
   // The own server: nobody else connects to it, so its count of backends is exact.
@@ -99,19 +107,25 @@ test.serial('the backends are read again when asked, at most every 5 s, on an id
   const first = await budgetOf(d, 'one');
   const attempts = d.getDetailedMetrics('one').totals.connectAttempts;
   // Three more clients on the server.
-  const extra = await Promise.all([0, 1, 2].map(async () => {
-    const c = new pg.Client({ connectionString: server.url });
-    await c.connect();
-    return c;
-  }));
+  const extra = await Promise.all(
+    [0, 1, 2].map(async () => {
+      const c = new pg.Client({ connectionString: server.url });
+      await c.connect();
+      return c;
+    }),
+  );
   t.teardown(() => Promise.all(extra.map((c) => c.end().catch(() => {}))));
   const { rows } = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend'");
   // Asked through getDetailedMetrics: read again once 5 s have passed since the last reading.
   let later: ServerBudget | null = null;
-  const reread = await eventually(() => {
-    later = d.getDetailedMetrics('one').serverBudget;
-    return later !== null && later.backendsMeasuredAt !== first.backendsMeasuredAt;
-  }, 15_000, 100);
+  const reread = await eventually(
+    () => {
+      later = d.getDetailedMetrics('one').serverBudget;
+      return later !== null && later.backendsMeasuredAt !== first.backendsMeasuredAt;
+    },
+    15_000,
+    100,
+  );
   t.true(reread, 'read again');
   const l = later! as ServerBudget;
   t.true(Date.parse(l.backendsMeasuredAt!) - Date.parse(first.backendsMeasuredAt!) >= 5_000, `${first.backendsMeasuredAt} → ${l.backendsMeasuredAt}`);
@@ -157,14 +171,16 @@ test.serial('after a reconnect the settings are read again; PostgreSQL 16+ reser
   t.is(d.getMetrics('r').serverBudget!.usableConnections, 17);
 });
 
-test.serial('health and diagnosis warn when this process\'s pools may open more than the usable slots; auto-tuning stays within serverShare', async (t) => {
+test.serial("health and diagnosis warn when this process's pools may open more than the usable slots; auto-tuning stays within serverShare", async (t) => {
   // Sized from the server's usable slots U: big (U - 37) + other (50) + probe (1) = U + 14, over the budget;
   // serverShare lets this process hold big + 12, leaving other 11.
   const usable = (await budgetOf(db(t, { probe: { max: 1, min: 1 } }), 'probe')).usableConnections;
   t.true(usable >= 48, `the test needs at least 48 usable slots, the server has ${usable}`);
   const bigMax = usable - 37;
   const serverShare = (bigMax + 12.5) / usable;
-  const d = db(t, { big: { max: bigMax, min: 1 }, other: { max: 50, min: 1 } }, databaseUrl(), { autoTune: { scaleUpUtilization: 0, scaleUpQps: 0, serverShare } });
+  const d = db(t, { big: { max: bigMax, min: 1 }, other: { max: 50, min: 1 } }, databaseUrl(), {
+    autoTune: { scaleUpUtilization: 0, scaleUpQps: 0, serverShare },
+  });
   const b = await budgetOf(d, 'big');
   await budgetOf(d, 'other');
   t.is(b.usableConnections, usable);
@@ -225,7 +241,10 @@ test.serial('an explicit serverBudget bounds auto-tuning; invalid budget options
 test.serial('after a 53300 (too many connections) auto-tuning does not grow the pool', async (t) => {
   const server = await ownServer();
   const url = await appRoleUrl(server);
-  const d = db(t, { m: { max: 4, min: 1, acquireTimeoutMs: 3_000 } }, url, { autoTune: { scaleUpUtilization: 0, scaleUpQps: 0 }, recovery: { enabled: false } });
+  const d = db(t, { m: { max: 4, min: 1, acquireTimeoutMs: 3_000 } }, url, {
+    autoTune: { scaleUpUtilization: 0, scaleUpQps: 0 },
+    recovery: { enabled: false },
+  });
   const b = await budgetOf(d, 'm');
   // Everyone else takes the remaining usable slots (as the same kind of role: reserved slots stay free).
   const hogs: pg.Client[] = [];
@@ -243,7 +262,14 @@ test.serial('after a 53300 (too many connections) auto-tuning does not grow the 
   }
   t.true(hogs.length > 0 && hogs.length < 40, `${hogs.length} other clients`);
   // Two callers at once: the second connect is refused with 53300, both are served by the one connection.
-  const results = await Promise.all([0, 1].map(() => d.query('m', 'SELECT pg_sleep(0.2)').then(() => 'ok', (e: { code?: string }) => e.code)));
+  const results = await Promise.all(
+    [0, 1].map(() =>
+      d.query('m', 'SELECT pg_sleep(0.2)').then(
+        () => 'ok',
+        (e: { code?: string }) => e.code,
+      ),
+    ),
+  );
   t.deepEqual(results, ['ok', 'ok']);
   t.true(await eventually(() => (d.getMetrics('m').serverBudget?.tooManyConnections.count ?? 0) >= 1, 5_000), 'the 53300 is remembered');
   const held = await d.acquire('m');
@@ -255,24 +281,27 @@ test.serial('after a 53300 (too many connections) auto-tuning does not grow the 
   t.is(b.usableConnections, 17);
 });
 
-withTools(test.serial, ['pgbouncer'])('through PgBouncer: the budget is the server\'s behind it, marked via pooler, and not counted against the server nor exported', async (t) => {
-  const bouncer = await startPgBouncer(databaseUrl(), 2);
-  t.teardown(() => bouncer.stop());
-  const admin = await adminClient(t);
-  const truth = await serverTruth(admin);
-  const d = db(t, { direct: { max: 3, min: 1 } });
-  const p = db(t, { pgb: { max: 50, min: 1, transactionPooling: true } }, bouncer.url);
-  const viaPooler = await budgetOf(p, 'pgb');
-  t.is(viaPooler.via, 'pooler');
-  t.is(viaPooler.maxConnections, truth.max, 'read through the pooler: the server behind it');
-  t.false(viaPooler.overBudget);
-  const direct = await budgetOf(d, 'direct');
-  t.false(direct.instance.poolIds.includes('pgb'), 'its max is not counted against the server');
-  const deep = await p.deepHealthCheck('pgb');
-  t.true(deep.checks.serverBudget.healthy);
-  t.regex(deep.checks.serverBudget.message, /pooler/);
-  t.false([...liveServerBudgets()].some((b) => b.poolId === 'pgb' && b.via === 'server'));
-});
+withTools(test.serial, ['pgbouncer'])(
+  "through PgBouncer: the budget is the server's behind it, marked via pooler, and not counted against the server nor exported",
+  async (t) => {
+    const bouncer = await startPgBouncer(databaseUrl(), 2);
+    t.teardown(() => bouncer.stop());
+    const admin = await adminClient(t);
+    const truth = await serverTruth(admin);
+    const d = db(t, { direct: { max: 3, min: 1 } });
+    const p = db(t, { pgb: { max: 50, min: 1, transactionPooling: true } }, bouncer.url);
+    const viaPooler = await budgetOf(p, 'pgb');
+    t.is(viaPooler.via, 'pooler');
+    t.is(viaPooler.maxConnections, truth.max, 'read through the pooler: the server behind it');
+    t.false(viaPooler.overBudget);
+    const direct = await budgetOf(d, 'direct');
+    t.false(direct.instance.poolIds.includes('pgb'), 'its max is not counted against the server');
+    const deep = await p.deepHealthCheck('pgb');
+    t.true(deep.checks.serverBudget.healthy);
+    t.regex(deep.checks.serverBudget.message, /pooler/);
+    t.false([...liveServerBudgets()].some((b) => b.poolId === 'pgb' && b.via === 'server'));
+  },
+);
 
 test.serial('the instrumentation: gauges per pool with server attributes (meter mode; a removed pool reads 0), and the Prometheus text lints', async (t) => {
   // Meter mode, read by an in-memory reader.
@@ -326,7 +355,14 @@ test.serial('the instrumentation: gauges per pool with server attributes (meter 
   t.teardown(() => exporter.shutdown());
   const text = await (await fetch(exporter.url)).text();
   for (const name of ['limit', 'reserved', 'backends', 'pool_max', 'pool_open']) {
-    t.regex(text, new RegExp(`^db_pool_server_connection_${name}\\{db_client_connection_pool_name="g1",server_address="${b.serverAddress.replace(/\./g, '\\.')}",server_port="${b.serverPort}",db_namespace="${b.database}"`, 'm'), name);
+    t.regex(
+      text,
+      new RegExp(
+        `^db_pool_server_connection_${name}\\{db_client_connection_pool_name="g1",server_address="${b.serverAddress.replace(/\./g, '\\.')}",server_port="${b.serverPort}",db_namespace="${b.database}"`,
+        'm',
+      ),
+      name,
+    );
   }
   if (findTool('promtool') !== undefined) {
     const dir = await mkdtemp(join(tmpdir(), 'db-pool-budget-'));
@@ -356,14 +392,23 @@ test.serial('admin endpoint and CLI: db-pool budget and db-pool metrics show it;
   const server = `${b.serverAddress}:${b.serverPort}`;
   const human = await call(['budget']);
   t.is(human.code, 1, `over budget (${claim} > ${b.usableConnections}): exit 1\n${human.stdout}${human.stderr}`);
-  t.regex(human.stdout, new RegExp(`^${server.replace(/\./g, '\\.')}\\s+server\\s+${b.maxConnections}\\s+${b.maxConnections - b.usableConnections}\\s+${b.usableConnections}\\s+\\d+\\s+${claim}\\s+3\\s`, 'm'));
+  t.regex(
+    human.stdout,
+    new RegExp(
+      `^${server.replace(/\./g, '\\.')}\\s+server\\s+${b.maxConnections}\\s+${b.maxConnections - b.usableConnections}\\s+${b.usableConnections}\\s+\\d+\\s+${claim}\\s+3\\s`,
+      'm',
+    ),
+  );
   t.regex(human.stdout, new RegExp(`warning: the pools of this app may open ${claim} connections`));
   const json = await call(['budget', '--json']);
   const report = JSON.parse(json.stdout) as { servers: Array<{ server: string; instanceMax: number; usableConnections: number; overBudget: boolean }> };
   t.like(report.servers[0], { server, instanceMax: claim, usableConnections: b.usableConnections, overBudget: true });
   const metrics = await call(['metrics', 'web']);
   t.is(metrics.code, 0);
-  t.regex(metrics.stdout, new RegExp(`server budget\\s+${b.usableConnections} usable of max_connections ${b.maxConnections} .*may open ${claim} \\(3 open\\) - OVER BUDGET`));
+  t.regex(
+    metrics.stdout,
+    new RegExp(`server budget\\s+${b.usableConnections} usable of max_connections ${b.maxConnections} .*may open ${claim} \\(3 open\\) - OVER BUDGET`),
+  );
   const health = await call(['health']);
   t.regex(health.stdout, new RegExp(`^warning: the pools of this process \\([a-z, ]+\\) may open ${claim} connections`, 'm'));
   // Within budget: exit 0, no warning.

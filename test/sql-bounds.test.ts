@@ -99,7 +99,17 @@ test.serial('40 distinct 1 MB statements leave statement stats and the slow log 
   const record = (stats: PoolStats, k: number) => {
     const d = describeQuery(wideSelect(k));
     stats.statements.record(d.fingerprint, d.sanitized, 100 + k, false);
-    stats.slowLog.add({ poolId: 'p', connectionId: 1, text: d.sanitized, fingerprint: d.fingerprint, durationMs: 100 + k, at: Date.now(), error: undefined, sqlState: undefined, traceId: undefined });
+    stats.slowLog.add({
+      poolId: 'p',
+      connectionId: 1,
+      text: d.sanitized,
+      fingerprint: d.fingerprint,
+      durationMs: 100 + k,
+      at: Date.now(),
+      error: undefined,
+      sqlState: undefined,
+      traceId: undefined,
+    });
   };
   // A first round on throw-away tables, so compiled code is not counted below.
   const warm = new PoolStats(60_000);
@@ -170,10 +180,16 @@ test('a connection describes its last statement once, and lets go of the raw tex
   t.is(conn.lastQueryText, undefined);
   t.is(conn.lastQuery, first);
   // The session's setting as the server reports it, and the mode a statement was sent under.
-  (client as unknown as { connection: EventEmitter }).connection.emit('parameterStatus', { parameterName: 'standard_conforming_strings', parameterValue: 'off' });
+  (client as unknown as { connection: EventEmitter }).connection.emit('parameterStatus', {
+    parameterName: 'standard_conforming_strings',
+    parameterValue: 'off',
+  });
   t.false(conn.standardConformingStrings);
   conn.noteQuery(String.raw`SELECT 'it\'s hidden' FROM t`);
-  (client as unknown as { connection: EventEmitter }).connection.emit('parameterStatus', { parameterName: 'standard_conforming_strings', parameterValue: 'on' });
+  (client as unknown as { connection: EventEmitter }).connection.emit('parameterStatus', {
+    parameterName: 'standard_conforming_strings',
+    parameterValue: 'on',
+  });
   t.is(conn.lastQuery!.sanitized, 'SELECT ? FROM t');
 });
 
@@ -209,13 +225,20 @@ test.serial('a 10 MB statement through db.query, accepted or rejected, runs in a
   });
   t.false(/heap out of memory|Allocation failed/i.test(stderr), stderr.slice(-2_000));
   t.is(exitCode, 0, stderr.slice(-2_000));
-  const out = JSON.parse(stdout.trim().split('\n').pop()!) as { rows: number; rejected: string; lastQuery: string[]; top: number[]; slow: number[]; heapMb: number };
+  const out = JSON.parse(stdout.trim().split('\n').pop()!) as {
+    rows: number;
+    rejected: string;
+    lastQuery: string[];
+    top: number[];
+    slow: number[];
+    heapMb: number;
+  };
   t.log(`child: heap after ${out.heapMb.toFixed(1)} MB, texts kept ${JSON.stringify(out.top)} chars`);
   t.is(out.rows, 1);
   t.is(out.rejected, '42601');
   // (t.true, not t.regex: a failure would print 16 KiB)
   const last = out.lastQuery[0]!;
-  t.true(last.startsWith('SELEC ? WHERE ? IN (?,?,?,') && last.endsWith(' ...[truncated, 10200022 chars]'), last.slice(0, 80) + ' … ' + last.slice(-80));
+  t.true(last.startsWith('SELEC ? WHERE ? IN (?,?,?,') && last.endsWith(' ...[truncated, 10200022 chars]'), `${last.slice(0, 80)} … ${last.slice(-80)}`);
   t.is(out.top.length, 2);
   for (const n of [...out.top, ...out.slow]) t.true(n <= DESCRIBE_MAX_CHARS + 48, String(n));
 });

@@ -57,7 +57,10 @@ test('property: with standardConformingStrings false, any value escaped with bac
   // How an application escapes a value for a server with standard_conforming_strings = off.
   const template = (v: string) => `SELECT * FROM t WHERE a = '${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}' AND b = 1`;
   fc.assert(
-    fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), sqlish), (v) => describeQuery(template(v), off).sanitized === 'SELECT * FROM t WHERE a = ? AND b = ?'),
+    fc.property(
+      fc.oneof(fc.string(), fc.string({ unit: 'binary' }), sqlish),
+      (v) => describeQuery(template(v), off).sanitized === 'SELECT * FROM t WHERE a = ? AND b = ?',
+    ),
     { numRuns: 2000 },
   );
   fc.assert(

@@ -18,7 +18,7 @@ const literalCases: Array<[kind: string, literal: string]> = [
   ['national string N', "N'nat-secret'"],
   ['unicode string U&', "U&'d\\0061t\\+000061-secret'"],
   ['dollar-quoted $$', '$$dollar secret$$'],
-  ['tagged dollar-quoted', '$fn$ body with $$ and \'quote\' secret $fn$'],
+  ['tagged dollar-quoted', "$fn$ body with $$ and 'quote' secret $fn$"],
   ['integer', '987654321'],
   ['decimal', '31415.9265'],
   ['leading-dot decimal', '.98765'],
@@ -69,7 +69,7 @@ test('keeps keyword case as written and collapses whitespace', (t) => {
 
 test('removes line comments, block comments and nested block comments', (t) => {
   const sql = [
-    '-- leading comment with 123 and \'x\'',
+    "-- leading comment with 123 and 'x'",
     'SELECT a, /* inline 42 */ b -- trailing',
     'FROM t /* outer /* nested */ still comment */ WHERE c = 1',
   ].join('\n');
@@ -283,7 +283,7 @@ test('pathological inputs are scanned without blowing up', (t) => {
     '$a'.repeat(100_000),
     "E'\\".repeat(70_000),
     '-'.repeat(200_000),
-    '('.repeat(100_000) + 'SELECT * FROM t',
+    `${'('.repeat(100_000)}SELECT * FROM t`,
     'WITH '.repeat(40_000),
     'SELECT 1.e1.'.repeat(20_000),
   ];
@@ -353,10 +353,14 @@ test('property: fingerprint is identical across literal values', (t) => {
   );
   const inReference = fingerprintSql('SELECT * FROM t WHERE id IN (1) AND s = $1');
   fc.assert(
-    fc.property(fc.array(fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true, min: 0 })), { minLength: 1, maxLength: 50 }), fc.string(), (items, s) => {
-      const sql = `SELECT * FROM t WHERE id IN (${items.join(', ')}) AND s = '${s.replaceAll("'", "''")}'`;
-      return fingerprintSql(sql) === inReference;
-    }),
+    fc.property(
+      fc.array(fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true, min: 0 })), { minLength: 1, maxLength: 50 }),
+      fc.string(),
+      (items, s) => {
+        const sql = `SELECT * FROM t WHERE id IN (${items.join(', ')}) AND s = '${s.replaceAll("'", "''")}'`;
+        return fingerprintSql(sql) === inReference;
+      },
+    ),
     { numRuns: 1000 },
   );
   t.pass();

@@ -23,7 +23,9 @@ test('stats memory stays flat over 1e6 recorded queries with 100 000 distinct st
   gc();
   const after1e6 = process.memoryUsage().heapUsed;
   const growthMb = (after1e6 - after1e4) / 1024 / 1024;
-  t.log(`heap after 1e4: ${(after1e4 / 1048576).toFixed(1)} MB, after 1e6: ${(after1e6 / 1048576).toFixed(1)} MB (growth ${growthMb.toFixed(2)} MB); statements tracked ${stats.statements.size}, evicted ${stats.statements.evicted}`);
+  t.log(
+    `heap after 1e4: ${(after1e4 / 1048576).toFixed(1)} MB, after 1e6: ${(after1e6 / 1048576).toFixed(1)} MB (growth ${growthMb.toFixed(2)} MB); statements tracked ${stats.statements.size}, evicted ${stats.statements.evicted}`,
+  );
   t.true(stats.statements.size <= 200);
   t.true(growthMb < 5);
 });

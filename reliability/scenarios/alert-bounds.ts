@@ -85,10 +85,24 @@ export async function alertBoundsScenario(ctx: ScenarioContext): Promise<Scenari
   const checks = new Checks();
   const figures: Record<string, string | number> = {};
   const receiver = await hangingReceiver();
-  const db = new DatabasePool({ pools: { alerts: { connection: { connectionString: ctx.databaseUrl }, min: 0, max: 1, acquireTimeoutMs: 10_000 } }, logger: null });
+  const db = new DatabasePool({
+    pools: { alerts: { connection: { connectionString: ctx.databaseUrl }, min: 0, max: 1, acquireTimeoutMs: 10_000 } },
+    logger: null,
+  });
   // Per-attempt timeout 1 s, 3 attempts: a call to the hung receiver takes about 3.6 s by itself.
-  const handler = new CountingHandler({ logger: null, timeoutMs: 1_000, retry: { attempts: 3, baseDelayMs: 200 }, channels: { hook: { type: 'webhook', url: receiver.url } } });
-  const only = { connectionExhaustion: { forMs: 0 }, poolDown: { enabled: false }, leakSuspected: { enabled: false }, highQueryLatency: { enabled: false }, highErrorRate: { enabled: false } };
+  const handler = new CountingHandler({
+    logger: null,
+    timeoutMs: 1_000,
+    retry: { attempts: 3, baseDelayMs: 200 },
+    channels: { hook: { type: 'webhook', url: receiver.url } },
+  });
+  const only = {
+    connectionExhaustion: { forMs: 0 },
+    poolDown: { enabled: false },
+    leakSuspected: { enabled: false },
+    highQueryLatency: { enabled: false },
+    highErrorRate: { enabled: false },
+  };
   const ev = new AlertEvaluator(db, handler, { intervalMs: 20, probe: false, logger: null, stopTimeoutMs: STOP_TIMEOUT_MS, rules: only });
   let maxHeld = 0;
   const sampler = setInterval(() => {
@@ -155,7 +169,11 @@ export async function alertBoundsScenario(ctx: ScenarioContext): Promise<Scenari
     const stopMs = performance.now() - t0;
     const stopStats = ev.callStats();
     figures['stop() with the receiver hung (ms)'] = Math.round(stopMs);
-    checks.add(`stop() ≤ ${STOP_TIMEOUT_MS + STOP_MARGIN_MS} ms with the receiver hung`, stopMs <= STOP_TIMEOUT_MS + STOP_MARGIN_MS, `${Math.round(stopMs)} ms (stopTimeoutMs ${STOP_TIMEOUT_MS})`);
+    checks.add(
+      `stop() ≤ ${STOP_TIMEOUT_MS + STOP_MARGIN_MS} ms with the receiver hung`,
+      stopMs <= STOP_TIMEOUT_MS + STOP_MARGIN_MS,
+      `${Math.round(stopMs)} ms (stopTimeoutMs ${STOP_TIMEOUT_MS})`,
+    );
     checks.add('nothing running or waiting after stop()', stopStats.inFlight === 0 && stopStats.pending === 0, JSON.stringify(stopStats));
     ctx.log(`alert bounds: ${episodes} episodes, max held ${maxHeld}, superseded ${afterFlap.superseded}, stop ${Math.round(stopMs)} ms`);
   } finally {

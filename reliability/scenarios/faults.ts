@@ -13,7 +13,17 @@ import type pg from 'pg';
 import { DatabasePool, type PoolConfig } from '../../src/index.js';
 import { FaultProxy } from '../../test/support/fault-proxy.js';
 import { LoadDriver } from '../support/load-driver.js';
-import { CallLedger, Checks, errorCode, eventually, formatCodes, isTyped, sampleMessage, type ScenarioContext, type ScenarioResult } from '../support/outcomes.js';
+import {
+  CallLedger,
+  Checks,
+  errorCode,
+  eventually,
+  formatCodes,
+  isTyped,
+  sampleMessage,
+  type ScenarioContext,
+  type ScenarioResult,
+} from '../support/outcomes.js';
 import { accountLeaks, adminClient, appName, statusWhen } from '../support/server.js';
 
 /** How long faults are held and how much load runs through them. */
@@ -60,6 +70,7 @@ export interface FaultPlan {
   /** Waits until the fault has been felt (an event, e.g. failures seen), bounded. */
   felt(env: FaultEnv): Promise<boolean>;
   /** Ends the fault; may return when it ended (default: when heal() returns). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a fault's heal may resolve with nothing (void-returning implementations)
   heal(env: FaultEnv): Promise<number | void>;
   /** Further checks after the run. */
   extra?(env: FaultEnv, checks: Checks, figures: Record<string, string | number>): Promise<void> | void;
@@ -123,12 +134,28 @@ export async function runFault(ctx: ScenarioContext, plan: FaultPlan, size: Faul
   checks.add(`the fault was felt each time (${repeats})`, felt === repeats, `${felt} of ${repeats}`);
   checks.add('every error typed', untyped.length === 0, untyped.join('; ') || formatCodes(l.rejected));
   const unexpected = l.unexpected(plan.allowed);
-  checks.add(`errors only of the expected kinds (${plan.allowed.join(', ')})`, unexpected.length === 0, unexpected.map((c) => `${c}: ${sampleMessage(l, c)}`).join('; ') || formatCodes(l.rejected));
+  checks.add(
+    `errors only of the expected kinds (${plan.allowed.join(', ')})`,
+    unexpected.length === 0,
+    unexpected.map((c) => `${c}: ${sampleMessage(l, c)}`).join('; ') || formatCodes(l.rejected),
+  );
   const unclear = codes.filter((c) => !clear(l.samples.get(c)));
-  checks.add('every error message says what happened (non-empty, names the pool or the cause)', unclear.length === 0, unclear.map((c) => `${c}: ${sampleMessage(l, c)}`).join('; '));
-  checks.add('the pool healed by itself after each fault', healed === repeats, `${healed} of ${repeats}; recovered in ${recoveries.map((r) => `${r} ms`).join(', ')}`);
+  checks.add(
+    'every error message says what happened (non-empty, names the pool or the cause)',
+    unclear.length === 0,
+    unclear.map((c) => `${c}: ${sampleMessage(l, c)}`).join('; '),
+  );
+  checks.add(
+    'the pool healed by itself after each fault',
+    healed === repeats,
+    `${healed} of ${repeats}; recovered in ${recoveries.map((r) => `${r} ms`).join(', ')}`,
+  );
   checks.add('no call outlived its timeouts', l.hung === 0, `${l.hung} hung; slowest ${Math.round(l.slowestMs)} ms, bound ${deadline} ms`);
-  checks.add("server-side connections returned to the pool's own, and to none after close", leaks.matched && leaks.leakedAfterClose === 0, `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`);
+  checks.add(
+    "server-side connections returned to the pool's own, and to none after close",
+    leaks.matched && leaks.leakedAfterClose === 0,
+    `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`,
+  );
   checks.add('circuit closed and nobody left waiting at the end', settled.reached, `circuit ${settled.status.circuit}, waiting ${settled.status.waiting}`);
   figures['slowest call (ms)'] = Math.round(l.slowestMs);
   figures['call bound (ms)'] = deadline;
@@ -174,7 +201,11 @@ export function resetPlan(): FaultPlan {
     extra(env, checks, figures) {
       const max = env.db.getPoolConfig('main').max;
       // Calls failing after the reset can only be ones that were on the reset connections.
-      checks.add(`at most one failed call per reset connection (max ${max})`, perReset.every((n) => n <= max), `failed per reset: ${perReset.join(', ')}`);
+      checks.add(
+        `at most one failed call per reset connection (max ${max})`,
+        perReset.every((n) => n <= max),
+        `failed per reset: ${perReset.join(', ')}`,
+      );
       figures['failed per reset'] = perReset.join(', ');
     },
   };
@@ -191,7 +222,13 @@ export function stallPlan(): FaultPlan {
       env.proxy.stall();
     },
     // Held until both in-flight queries and waiting acquires have timed out.
-    felt: (env) => eventually(() => (env.load.ledger.rejected.QUERY_TIMEOUT ?? 0) > 0 && (env.load.ledger.rejected.ACQUIRE_TIMEOUT ?? 0) + (env.load.ledger.rejected.CONNECTION_FAILED ?? 0) > 0, 15_000),
+    felt: (env) =>
+      eventually(
+        () =>
+          (env.load.ledger.rejected.QUERY_TIMEOUT ?? 0) > 0 &&
+          (env.load.ledger.rejected.ACQUIRE_TIMEOUT ?? 0) + (env.load.ledger.rejected.CONNECTION_FAILED ?? 0) > 0,
+        15_000,
+      ),
     async heal(env) {
       env.proxy.resume();
     },
@@ -218,14 +255,24 @@ export function slowPlan(): FaultPlan {
       env.proxy.setDelay(0);
     },
     extra(env, checks, figures) {
-      const during = env.load.latencies.filter((l) => l.at >= slowFrom && l.at < slowUntil).map((l) => l.ms).sort((a, b) => a - b);
+      const during = env.load.latencies
+        .filter((l) => l.at >= slowFrom && l.at < slowUntil)
+        .map((l) => l.ms)
+        .sort((a, b) => a - b);
       // The later half of the calls made after the delay was lifted (the earlier ones may queue behind slow ones).
       const post = env.load.latencies.filter((l) => l.at >= slowUntil);
-      const after = post.slice(Math.floor(post.length / 2)).map((l) => l.ms).sort((a, b) => a - b);
+      const after = post
+        .slice(Math.floor(post.length / 2))
+        .map((l) => l.ms)
+        .sort((a, b) => a - b);
       const p50 = (xs: number[]) => xs[Math.floor(xs.length / 2)] ?? NaN;
       figures['P50 while slow (ms)'] = Math.round(p50(during));
       figures['P50 after (ms)'] = Math.round(p50(after));
-      checks.add(`calls took the added ${2 * delayMs} ms round trip while slow, and less after`, p50(during) >= 2 * delayMs && p50(after) < p50(during), `P50 ${p50(during).toFixed(0)} ms while slow, ${p50(after).toFixed(0)} ms after`);
+      checks.add(
+        `calls took the added ${2 * delayMs} ms round trip while slow, and less after`,
+        p50(during) >= 2 * delayMs && p50(after) < p50(during),
+        `P50 ${p50(during).toFixed(0)} ms while slow, ${p50(after).toFixed(0)} ms after`,
+      );
     },
   };
 }
@@ -259,7 +306,9 @@ export function terminatePlan(direct: string): FaultPlan {
       closedBefore = env.db.getDetailedMetrics('main').totals.connectionsClosed;
       blowAt = Date.now();
       const lent = env.db.getPoolStatus('main').active;
-      const { rows } = await env.admin.query<{ ok: boolean }>('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [env.app]);
+      const { rows } = await env.admin.query<{ ok: boolean }>('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [
+        env.app,
+      ]);
       // Lent at the blow: at most these, plus any lent while it was being sent.
       const lentAfter = env.db.getPoolStatus('main').active;
       const b = Math.max(lent, lentAfter);
@@ -284,7 +333,11 @@ export function terminatePlan(direct: string): FaultPlan {
       // that moment can still fail its call once. What must never happen is a killed connection
       // failing a second call: at most one failed call per terminated connection.
       const killed = busyPer.map((b, i) => b + (idlePer[i] ?? 0));
-      checks.add('at most one failed call per terminated connection (a dead one is never lent again)', failedPer.every((f, i) => f <= killed[i]!), `failed ${failedPer.join(', ')} vs terminated ${killed.join(', ')}`);
+      checks.add(
+        'at most one failed call per terminated connection (a dead one is never lent again)',
+        failedPer.every((f, i) => f <= killed[i]!),
+        `failed ${failedPer.join(', ')} vs terminated ${killed.join(', ')}`,
+      );
       figures['failed per blow'] = failedPer.join(', ');
       figures['of them beyond the lent ones'] = failedPer.map((f, i) => Math.max(0, f - busyPer[i]!)).join(', ');
     },
@@ -332,7 +385,15 @@ export async function dnsScenario(ctx: ScenarioContext, size: { burst: number; s
   const app = appName('dns');
   const acquireTimeoutMs = 1_500;
   const db = new DatabasePool({
-    pools: { main: { connection: { host: INVALID_HOST, port: 5432, user: 'app', password: 'dns-scenario-pw', database: 'app' }, min: 0, max: 5, acquireTimeoutMs, applicationName: app } },
+    pools: {
+      main: {
+        connection: { host: INVALID_HOST, port: 5432, user: 'app', password: 'dns-scenario-pw', database: 'app' },
+        min: 0,
+        max: 5,
+        acquireTimeoutMs,
+        applicationName: app,
+      },
+    },
     recovery: { baseDelayMs: 100, circuitResetMs: 300 },
     logger: null,
   });
@@ -356,7 +417,11 @@ export async function dnsScenario(ctx: ScenarioContext, size: { burst: number; s
     }
     const { reached, status } = await statusWhen(db, 'main', (s) => s.waiting === 0, deadline);
     checks.add('no caller left waiting', reached, `waiting ${status.waiting}`);
-    checks.add('connect attempts paced (not one per caller, no hot loop)', status.connectAttempts <= 40, `${status.connectAttempts} attempts for ${ledger.requests} calls in ${Date.now() - t0 + 0} ms`);
+    checks.add(
+      'connect attempts paced (not one per caller, no hot loop)',
+      status.connectAttempts <= 40,
+      `${status.connectAttempts} attempts for ${ledger.requests} calls in ${Date.now() - t0 + 0} ms`,
+    );
     // The fault ends: the pool is pointed at a name that resolves.
     admin = await adminClient(ctx.databaseUrl);
     const fixedAt = Date.now();
@@ -371,14 +436,32 @@ export async function dnsScenario(ctx: ScenarioContext, size: { burst: number; s
     checks.add('every call rejected with CONNECTION_FAILED / CIRCUIT_OPEN / ACQUIRE_TIMEOUT', unexpected.length === 0, formatCodes(ledger.rejected));
     // A host that never resolves must fail calls, and as a failed connect: not pass by rejecting nothing.
     checks.add('calls rejected with CONNECTION_FAILED', (ledger.rejected.CONNECTION_FAILED ?? 0) > 0, formatCodes(ledger.rejected));
-    checks.add('every rejection carries the cause ENOTFOUND', causes.size > 0 && [...causes.keys()].every((c) => c === 'ENOTFOUND'), JSON.stringify(Object.fromEntries(causes)));
+    checks.add(
+      'every rejection carries the cause ENOTFOUND',
+      causes.size > 0 && [...causes.keys()].every((c) => c === 'ENOTFOUND'),
+      JSON.stringify(Object.fromEntries(causes)),
+    );
     const sample = ledger.samples.get('CONNECTION_FAILED') as Error | undefined;
-    checks.add('the message names the host and the cause', sample !== undefined && sample.message.includes(INVALID_HOST) && sample.message.includes('ENOTFOUND'), sample?.message ?? 'no CONNECTION_FAILED sample');
-    checks.add('the password appears in no error', ![...ledger.samples.values()].some((e) => JSON.stringify({ m: (e as Error).message, s: (e as Error).stack, c: String((e as Error).cause) }).includes('dns-scenario-pw')), '');
+    checks.add(
+      'the message names the host and the cause',
+      sample?.message.includes(INVALID_HOST) === true && sample.message.includes('ENOTFOUND'),
+      sample?.message ?? 'no CONNECTION_FAILED sample',
+    );
+    checks.add(
+      'the password appears in no error',
+      ![...ledger.samples.values()].some((e) =>
+        JSON.stringify({ m: (e as Error).message, s: (e as Error).stack, c: String((e as Error).cause) }).includes('dns-scenario-pw'),
+      ),
+      '',
+    );
     checks.add('no call outlived its acquire timeout', ledger.hung === 0, `slowest ${Math.round(ledger.slowestMs)} ms, bound ${deadline} ms`);
     checks.add('serves once pointed at a resolvable host', recoverMs !== undefined, `${recoverMs} ms`);
     const leaks = await accountLeaks(db, 'main', app, admin);
-    checks.add("server-side connections returned to the pool's own, and to none after close", leaks.matched && leaks.leakedAfterClose === 0, `server ${leaks.serverCount}, pool ${leaks.poolTotal}`);
+    checks.add(
+      "server-side connections returned to the pool's own, and to none after close",
+      leaks.matched && leaks.leakedAfterClose === 0,
+      `server ${leaks.serverCount}, pool ${leaks.poolTotal}`,
+    );
     return {
       name: 'DNS-unresolvable host',
       ...ledger.summary(),

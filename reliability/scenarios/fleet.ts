@@ -65,8 +65,10 @@ export async function fleetScenario(ctx: ScenarioContext): Promise<ScenarioResul
   const started = performance.now();
   const checks = new Checks();
   const figures: Record<string, string | number> = {};
-  const name = 'fleet past the server\'s connection limit';
-  const missing = ['prometheus', 'prometheus-alertmanager'].filter((tool) => findTool(tool, tool === 'prometheus-alertmanager' ? 'alertmanager' : tool) === undefined);
+  const name = "fleet past the server's connection limit";
+  const missing = ['prometheus', 'prometheus-alertmanager'].filter(
+    (tool) => findTool(tool, tool === 'prometheus-alertmanager' ? 'alertmanager' : tool) === undefined,
+  );
   if (missing.length > 0) {
     checks.add('Prometheus and Alertmanager are installed', false, `missing: ${missing.join(', ')} (scripts/system-packages.sh installs them)`);
     return { name, requests: 0, served: 0, rejected: {}, hung: 0, leaked: 0, figures, checks: checks.list, durationMs: performance.now() - started };
@@ -106,7 +108,11 @@ export async function fleetScenario(ctx: ScenarioContext): Promise<ScenarioResul
     }
     const before = refusals();
     if (firedAt !== undefined) {
-      checks.add(`${BUDGET_ALERT} reached the receiver while no connect had failed`, before.length === 0, before.map((r) => r.app).join(', ') || 'no 53300 yet');
+      checks.add(
+        `${BUDGET_ALERT} reached the receiver while no connect had failed`,
+        before.length === 0,
+        before.map((r) => r.app).join(', ') || 'no 53300 yet',
+      );
       figures['alert after the deploy (s)'] = ((firedAt - deployedAt) / 1000).toFixed(1);
     }
 
@@ -117,19 +123,34 @@ export async function fleetScenario(ctx: ScenarioContext): Promise<ScenarioResul
     const all = refusals();
     const firstRefusal = Math.min(...all.map((r) => r.at));
     const open = await Promise.all(apps.map(async (a) => `${a.name} ${(await a.stats()).pool.open}`));
-    checks.add('the server refused connects with 53300 once the fleet opened what it may', refused, `${all.length} refusals so far (${[...new Set(all.map((r) => r.app))].join(', ')}); open: ${open.join(', ')}`);
+    checks.add(
+      'the server refused connects with 53300 once the fleet opened what it may',
+      refused,
+      `${all.length} refusals so far (${[...new Set(all.map((r) => r.app))].join(', ')}); open: ${open.join(', ')}`,
+    );
     if (firedAt !== undefined && all.length > 0) {
-      checks.add('the alert fired before the first 53300', firedAt < firstRefusal, `alert ${new Date(firedAt).toISOString()}, first 53300 ${new Date(firstRefusal).toISOString()}`);
+      checks.add(
+        'the alert fired before the first 53300',
+        firedAt < firstRefusal,
+        `alert ${new Date(firedAt).toISOString()}, first 53300 ${new Date(firstRefusal).toISOString()}`,
+      );
       figures['first 53300 after the alert (s)'] = ((firstRefusal - firedAt) / 1000).toFixed(1);
     }
-    const paged = await mon.waitForAlert(NEAR_LIMIT_ALERT, port, 'firing', 30_000).then(() => true, () => false);
+    const paged = await mon.waitForAlert(NEAR_LIMIT_ALERT, port, 'firing', 30_000).then(
+      () => true,
+      () => false,
+    );
     checks.add(`${NEAR_LIMIT_ALERT} paged`, paged, '');
     // Every instance keeps serving through the overload.
     const servedBefore = await Promise.all(apps.map((a) => a.stats()));
-    const kept = await eventually(async () => {
-      const now = await Promise.all(apps.map((a) => a.stats()));
-      return now.every((s, i) => s.served >= servedBefore[i]!.served + SERVED_AFTER_REFUSAL);
-    }, 30_000, 250);
+    const kept = await eventually(
+      async () => {
+        const now = await Promise.all(apps.map((a) => a.stats()));
+        return now.every((s, i) => s.served >= servedBefore[i]!.served + SERVED_AFTER_REFUSAL);
+      },
+      30_000,
+      250,
+    );
     checks.add(`every instance served ${SERVED_AFTER_REFUSAL} more calls during the overload`, kept, '');
 
     // The two new instances stop: back within budget.
@@ -138,8 +159,15 @@ export async function fleetScenario(ctx: ScenarioContext): Promise<ScenarioResul
       const s = await a.stop();
       if (s) stats.push(s);
     }
-    const resolved = await mon.waitForAlert(BUDGET_ALERT, port, 'resolved', 30_000).then((r) => r.delivery.receivedAt, () => undefined);
-    checks.add(`${BUDGET_ALERT} resolved once the two instances stopped`, resolved !== undefined, resolved === undefined ? 'not resolved in 30 s' : `${((resolved - stoppedAt) / 1000).toFixed(1)} s after`);
+    const resolved = await mon.waitForAlert(BUDGET_ALERT, port, 'resolved', 30_000).then(
+      (r) => r.delivery.receivedAt,
+      () => undefined,
+    );
+    checks.add(
+      `${BUDGET_ALERT} resolved once the two instances stopped`,
+      resolved !== undefined,
+      resolved === undefined ? 'not resolved in 30 s' : `${((resolved - stoppedAt) / 1000).toFixed(1)} s after`,
+    );
     for (const a of first) {
       const s = await a.stop();
       if (s) stats.push(s);
@@ -159,7 +187,11 @@ export async function fleetScenario(ctx: ScenarioContext): Promise<ScenarioResul
   const hung = stats.reduce((n, s) => n + s.hung, 0);
   const untyped = Object.keys(rejected).filter((c) => !isTyped(c));
   checks.add('every caller got an answer or a typed error', untyped.length === 0 && requests > 0, untyped.join('; ') || formatCodes(rejected));
-  checks.add('no call outlived its deadline (no pool hung)', hung === 0, `slowest ${Math.round(Math.max(0, ...stats.map((s) => s.slowestMs)))} ms, deadline ${stats[0]?.deadlineMs ?? '?'} ms`);
+  checks.add(
+    'no call outlived its deadline (no pool hung)',
+    hung === 0,
+    `slowest ${Math.round(Math.max(0, ...stats.map((s) => s.slowestMs)))} ms, deadline ${stats[0]?.deadlineMs ?? '?'} ms`,
+  );
   checks.add('no connection of the app left on the server after the fleet stopped', leaked === 0, `${leaked}`);
   return { name, requests, served, rejected, hung, leaked, figures, checks: checks.list, durationMs: performance.now() - started };
 }

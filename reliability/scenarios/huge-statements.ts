@@ -69,7 +69,16 @@ export async function hugeStatementsScenario(ctx: ScenarioContext): Promise<Scen
     { label: '10 MB', text: (k: number) => valueList('SELEC 1 WHERE 0 IN', 10_000_000, k) },
   ];
   const db = new DatabasePool({
-    pools: { main: { connection: { connectionString: ctx.databaseUrl }, max: 1, min: 0, slowQueryThresholdMs: 1, queryTimeoutMs: 60_000, applicationName: appName('huge') } },
+    pools: {
+      main: {
+        connection: { connectionString: ctx.databaseUrl },
+        max: 1,
+        min: 0,
+        slowQueryThresholdMs: 1,
+        queryTimeoutMs: 60_000,
+        applicationName: appName('huge'),
+      },
+    },
     logger: null,
   });
   const plain = await adminClient(ctx.databaseUrl, appName('huge-plain'));
@@ -115,7 +124,11 @@ export async function hugeStatementsScenario(ctx: ScenarioContext): Promise<Scen
       }
     }
     const codes = ledger.unexpected(['42601']);
-    checks.add('every huge statement ended in a result or the server\'s 42601', codes.length === 0 && ledger.hung === 0, `rejected: ${formatCodes(ledger.rejected)}, hung ${ledger.hung}`);
+    checks.add(
+      "every huge statement ended in a result or the server's 42601",
+      codes.length === 0 && ledger.hung === 0,
+      `rejected: ${formatCodes(ledger.rejected)}, hung ${ledger.hung}`,
+    );
 
     // ---- heap taken by describing a 10 MB statement (no collection in between: what it allocated and kept live)
     const tenMb = (() => sizes[1]!.text(99))();
@@ -124,8 +137,16 @@ export async function hugeStatementsScenario(ctx: ScenarioContext): Promise<Scen
     const d = describeQuery(tenMb);
     const grownMb = (process.memoryUsage().heapUsed - before) / MB;
     figures['heap to describe 10 MB (MB)'] = round(grownMb, 2);
-    checks.add('describing a 10 MB statement takes under 16 MB of heap', grownMb < 16, `${grownMb.toFixed(2)} MB (before the fix: ~110 bytes per character, ~1 GB)`);
-    checks.add('its sanitized text is capped and says so', d.sanitized.length <= KEPT_MAX && d.sanitized.endsWith(`...[truncated, ${tenMb.length} chars]`), `${d.sanitized.length} chars, ends ${JSON.stringify(d.sanitized.slice(-40))}`);
+    checks.add(
+      'describing a 10 MB statement takes under 16 MB of heap',
+      grownMb < 16,
+      `${grownMb.toFixed(2)} MB (before the fix: ~110 bytes per character, ~1 GB)`,
+    );
+    checks.add(
+      'its sanitized text is capped and says so',
+      d.sanitized.length <= KEPT_MAX && d.sanitized.endsWith(`...[truncated, ${tenMb.length} chars]`),
+      `${d.sanitized.length} chars, ends ${JSON.stringify(d.sanitized.slice(-40))}`,
+    );
 
     // ---- what the pool keeps after 40 distinct 1 MB statements
     const base = await settledMemory();

@@ -29,7 +29,10 @@ export async function integrityScenario(ctx: ScenarioContext, size: IntegritySiz
   await admin.query(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (id int PRIMARY KEY, kind text)`);
   const url = new URL(ctx.databaseUrl);
   url.searchParams.set('application_name', app);
-  const db = new DatabasePool({ pools: { main: { connection: { connectionString: url.toString() }, max: 4, min: 0, acquireTimeoutMs: 20_000 } }, logger: null });
+  const db = new DatabasePool({
+    pools: { main: { connection: { connectionString: url.toString() }, max: 4, min: 0, acquireTimeoutMs: 20_000 } },
+    logger: null,
+  });
   const pending: PendingReleaseReport[] = [];
   db.on('releasedWithPending', (r) => pending.push(r));
   const acked = new Set<number>();
@@ -99,15 +102,27 @@ export async function integrityScenario(ctx: ScenarioContext, size: IntegritySiz
     await admin.end();
   }
   const lost = acked.size - present;
-  checks.add('every acknowledged autocommit write is in the table (none lost to a careless release)', lost === 0 && acked.size === size.calls, `${acked.size} acknowledged, ${present} present`);
-  checks.add('each release with BEGIN in flight was reported, naming its loan', pending.length === size.calls && pending.every((p) => p.loanId > 0), `${pending.length} reports`);
+  checks.add(
+    'every acknowledged autocommit write is in the table (none lost to a careless release)',
+    lost === 0 && acked.size === size.calls,
+    `${acked.size} acknowledged, ${present} present`,
+  );
+  checks.add(
+    'each release with BEGIN in flight was reported, naming its loan',
+    pending.length === size.calls && pending.every((p) => p.loanId > 0),
+    `${pending.length} reports`,
+  );
   checks.add(
     'every transaction whose COMMIT was answered with ROLLBACK rejected with TRANSACTION_ROLLED_BACK',
     (ledger.rejected.TRANSACTION_ROLLED_BACK ?? 0) === 2 * size.transactions,
     formatCodes(ledger.rejected),
   );
   checks.add('no row of a rolled-back transaction exists', phantom === 0, `${phantom} rows`);
-  checks.add('no other rejection', Object.keys(ledger.rejected).every((c) => c === 'TRANSACTION_ROLLED_BACK'), formatCodes(ledger.rejected));
+  checks.add(
+    'no other rejection',
+    Object.keys(ledger.rejected).every((c) => c === 'TRANSACTION_ROLLED_BACK'),
+    formatCodes(ledger.rejected),
+  );
   return {
     name: 'integrity: careless releases, rolled-back commits',
     ...ledger.summary(),
@@ -116,7 +131,7 @@ export async function integrityScenario(ctx: ScenarioContext, size: IntegritySiz
       'acknowledged writes': acked.size,
       'writes lost': lost,
       'releases with BEGIN in flight': pending.length,
-      'TRANSACTION_ROLLED_BACK': ledger.rejected.TRANSACTION_ROLLED_BACK ?? 0,
+      TRANSACTION_ROLLED_BACK: ledger.rejected.TRANSACTION_ROLLED_BACK ?? 0,
       'phantom rows': phantom,
     },
     checks: checks.list,

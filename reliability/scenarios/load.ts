@@ -84,7 +84,9 @@ export async function loadScenario(ctx: ScenarioContext, size: LoadSize): Promis
     return seq;
   };
 
-  ctx.log(`load: ${size.callers} callers × ${size.rounds} rounds on a pool of ${size.max} (acquire timeout ${size.acquireTimeoutMs} ms, maxWaitingClients ${size.maxWaitingClients})`);
+  ctx.log(
+    `load: ${size.callers} callers × ${size.rounds} rounds on a pool of ${size.max} (acquire timeout ${size.acquireTimeoutMs} ms, maxWaitingClients ${size.maxWaitingClients})`,
+  );
   const callers = Array.from({ length: size.callers }, async (_, caller) => {
     for (let r = 0; r < size.rounds; r++) {
       const seqBefore = callSeq;
@@ -116,15 +118,35 @@ export async function loadScenario(ctx: ScenarioContext, size: LoadSize): Promis
 
   const unexpected = ledger.unexpected(['ACQUIRE_TIMEOUT', 'QUEUE_FULL']);
   checks.add('every request served or rejected with ACQUIRE_TIMEOUT / QUEUE_FULL', unexpected.length === 0, `rejections: ${formatCodes(ledger.rejected)}`);
-  checks.add('no request hung past acquire timeout + query timeout + 2 s', ledger.hung === 0 && neverSettled === 0, `hung ${ledger.hung}, never settled ${neverSettled}, slowest ${Math.round(ledger.slowestMs)} ms`);
-  checks.add('every request accounted for', ledger.served + Object.values(ledger.rejected).reduce((a, b) => a + b, 0) === ledger.requests, `${ledger.requests} made`);
+  checks.add(
+    'no request hung past acquire timeout + query timeout + 2 s',
+    ledger.hung === 0 && neverSettled === 0,
+    `hung ${ledger.hung}, never settled ${neverSettled}, slowest ${Math.round(ledger.slowestMs)} ms`,
+  );
+  checks.add(
+    'every request accounted for',
+    ledger.served + Object.values(ledger.rejected).reduce((a, b) => a + b, 0) === ledger.requests,
+    `${ledger.requests} made`,
+  );
   checks.add('no connection lent to two callers at once', overlaps === 0, `${overlaps} overlaps`);
   checks.add('every loan id used once', duplicateLoans === 0 && loanIds.size === ledger.served, `${loanIds.size} loan ids for ${ledger.served} served`);
   checks.add("each result carried its own caller's id and backend pid", crossTalk === 0, `${crossTalk} mismatches`);
   checks.add('FIFO: waiting requests served in the order they asked', inversions === 0, `${inversions} inversions among ${served.length} served`);
-  checks.add('QUEUE_FULL only for requests that asked after the queue filled', queueFullBeforeAdmitted === 0, `${queueFullBeforeAdmitted} served requests asked after a QUEUE_FULL one (first wave)`);
-  checks.add('some requests were served, the queue overflowed and waiters timed out (the load was real)', ledger.served > 0 && (ledger.rejected.QUEUE_FULL ?? 0) > 0 && (ledger.rejected.ACQUIRE_TIMEOUT ?? 0) > 0, formatCodes(ledger.rejected));
-  checks.add("server-side connections returned to the pool's own, and to none after close", leaks.matched && leaks.leakedAfterClose === 0, `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`);
+  checks.add(
+    'QUEUE_FULL only for requests that asked after the queue filled',
+    queueFullBeforeAdmitted === 0,
+    `${queueFullBeforeAdmitted} served requests asked after a QUEUE_FULL one (first wave)`,
+  );
+  checks.add(
+    'some requests were served, the queue overflowed and waiters timed out (the load was real)',
+    ledger.served > 0 && (ledger.rejected.QUEUE_FULL ?? 0) > 0 && (ledger.rejected.ACQUIRE_TIMEOUT ?? 0) > 0,
+    formatCodes(ledger.rejected),
+  );
+  checks.add(
+    "server-side connections returned to the pool's own, and to none after close",
+    leaks.matched && leaks.leakedAfterClose === 0,
+    `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`,
+  );
   return {
     name: 'load',
     ...ledger.summary(),

@@ -9,7 +9,7 @@ import { startAdminServer } from '../../src/admin/admin-server.js';
 import { ADMIN_ROUTES } from '../../src/admin/routes.js';
 import { run as runCli } from '../../src/cli/main.js';
 import { startPrometheusExporter } from '../../instrumentations/index.js';
-import { Capture, render } from '../support/capture.js';
+import { Capture } from '../support/capture.js';
 import { inMemoryOtel, spanText } from '../support/otel.js';
 import { startReceiver } from '../support/receiver.js';
 import { CallLedger, Checks, eventually, type ScenarioContext, type ScenarioResult } from '../support/outcomes.js';
@@ -19,7 +19,14 @@ import { answerInvalidNamesLocally } from './faults.js';
 const rand = () => randomBytes(9).toString('hex');
 
 /** An HTTP request to the admin endpoint; the whole answer (status line, headers, body) as text. */
-async function http(base: string, method: string, path: string, token: string | undefined, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+async function http(
+  base: string,
+  method: string,
+  path: string,
+  token: string | undefined,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
   const h: Record<string, string> = { ...headers };
   if (token !== undefined) h.authorization = `Bearer ${token}`;
   let payload: string | undefined;
@@ -80,17 +87,39 @@ export async function secretsScenario(ctx: ScenarioContext): Promise<ScenarioRes
         ops: { type: 'webhook', url: receiver.url(`/hooks/${secrets.webhookPath}`), headers: { authorization: `Bearer ${secrets.headerSecret}` } },
         chat: { type: 'slack', webhookUrl: receiver.url(`/services/${secrets.slackPath}`) },
         pager: { type: 'pagerduty', routingKey: secrets.routingKey, eventsUrl: receiver.url('/pd') },
-        mail: { type: 'email', smtp: { host: '127.0.0.1', port: dead, auth: { user: 'alerts', pass: secrets.smtpPass } }, from: 'a@example.invalid', to: 'b@example.invalid', timeoutMs: 1_000 },
+        mail: {
+          type: 'email',
+          smtp: { host: '127.0.0.1', port: dead, auth: { user: 'alerts', pass: secrets.smtpPass } },
+          from: 'a@example.invalid',
+          to: 'b@example.invalid',
+          timeoutMs: 1_000,
+        },
       },
       retry: { attempts: 2, baseDelayMs: 20 },
       logger: cap.logger('alert-handler.logger'),
     });
     db = new DatabasePool({
       pools: {
-        main: { connection: { connectionString: good.toString() }, max: 3, min: 0, leakDetectionThresholdMs: 100, slowQueryThresholdMs: 10, applicationName: appName('secrets') },
+        main: {
+          connection: { connectionString: good.toString() },
+          max: 3,
+          min: 0,
+          leakDetectionThresholdMs: 100,
+          slowQueryThresholdMs: 10,
+          applicationName: appName('secrets'),
+        },
         wrongpw: { connection: { connectionString: wrong.toString() }, max: 2, min: 0, acquireTimeoutMs: 1_500 },
-        refused: { connection: { host: '127.0.0.1', port: dead, user: 'app', password: secrets.dbPassword, database: 'app' }, min: 0, acquireTimeoutMs: 1_000, backup: { host: '127.0.0.1', port: dead, password: secrets.wrongDbPassword } },
-        nodns: { connection: { connectionString: `postgres://app:${encodeURIComponent(secrets.dbPassword)}@secret-scan.invalid/app` }, min: 0, acquireTimeoutMs: 1_000 },
+        refused: {
+          connection: { host: '127.0.0.1', port: dead, user: 'app', password: secrets.dbPassword, database: 'app' },
+          min: 0,
+          acquireTimeoutMs: 1_000,
+          backup: { host: '127.0.0.1', port: dead, password: secrets.wrongDbPassword },
+        },
+        nodns: {
+          connection: { connectionString: `postgres://app:${encodeURIComponent(secrets.dbPassword)}@secret-scan.invalid/app` },
+          min: 0,
+          acquireTimeoutMs: 1_000,
+        },
       },
       alertHandlers: [handler],
       alerts: { intervalMs: 3_600_000 },
@@ -121,12 +150,25 @@ export async function secretsScenario(ctx: ScenarioContext): Promise<ScenarioRes
     ]) {
       await db.createPool('bad', bad as never).catch((e: unknown) => cap.add('createPool error', e));
     }
-    await db.updatePoolConfig('main', { connection: { host: 'h', password: secrets.wrongDbPassword, port: -1 } } as never).catch((e: unknown) => cap.add('updatePoolConfig error', e));
+    await db
+      .updatePoolConfig('main', { connection: { host: 'h', password: secrets.wrongDbPassword, port: -1 } } as never)
+      .catch((e: unknown) => cap.add('updatePoolConfig error', e));
     await startAdminServer(db, { port: 0, token: `has space ${secrets.adminToken}` }).catch((e: unknown) => cap.add('startAdminServer error', e));
     // Alerts: delivery (one channel fails first and is retried, email cannot connect), reports, handler dumps.
-    cap.add('sendAlert report', await handler.sendAlert({ level: 'critical', message: `see ${receiver.url(`/hooks/${secrets.webhookPath}`)} and key ${secrets.routingKey}`, poolId: 'main', kind: 'PoolDown' }));
+    cap.add(
+      'sendAlert report',
+      await handler.sendAlert({
+        level: 'critical',
+        message: `see ${receiver.url(`/hooks/${secrets.webhookPath}`)} and key ${secrets.routingKey}`,
+        poolId: 'main',
+        kind: 'PoolDown',
+      }),
+    );
     cap.add('sendAlert resolve', await handler.sendAlert({ level: 'critical', message: 'resolved', poolId: 'main', kind: 'PoolDown', resolve: true }));
-    await handler.handlePoolDown('wrongpw', db.getDetailedMetrics('wrongpw').lastConnectError ? new Error(db.getDetailedMetrics('wrongpw').lastConnectError!) : new Error('down'));
+    await handler.handlePoolDown(
+      'wrongpw',
+      db.getDetailedMetrics('wrongpw').lastConnectError ? new Error(db.getDetailedMetrics('wrongpw').lastConnectError!) : new Error('down'),
+    );
     cap.add('handler', handler);
     cap.add('inspect(handler)', inspect(handler, { depth: 10 }));
     // Reports and dumps.
@@ -174,7 +216,22 @@ export async function secretsScenario(ctx: ScenarioContext): Promise<ScenarioRes
       }, 30_000);
     };
     const env = { DB_POOL_ADMIN_URL: admin.url, DB_POOL_ADMIN_TOKEN: secrets.adminToken };
-    for (const args of [['health'], ['pools'], ['config', 'main'], ['config', 'wrongpw'], ['config', 'refused'], ['metrics', 'main'], ['metrics', 'wrongpw', '--json'], ['slow-queries', 'main'], ['connections', 'main'], ['diagnose', 'main'], ['diagnose', 'nodns', '--json'], ['cleanup', 'main'], ['resize', 'main', '--max', '3'], ['pools', '--json']]) {
+    for (const args of [
+      ['health'],
+      ['pools'],
+      ['config', 'main'],
+      ['config', 'wrongpw'],
+      ['config', 'refused'],
+      ['metrics', 'main'],
+      ['metrics', 'wrongpw', '--json'],
+      ['slow-queries', 'main'],
+      ['connections', 'main'],
+      ['diagnose', 'main'],
+      ['diagnose', 'nodns', '--json'],
+      ['cleanup', 'main'],
+      ['resize', 'main', '--max', '3'],
+      ['pools', '--json'],
+    ]) {
       await cli(args, env);
     }
     await cli(['pools'], { DB_POOL_ADMIN_URL: admin.url, DB_POOL_ADMIN_TOKEN: secrets.wrongToken });
@@ -205,21 +262,49 @@ export async function secretsScenario(ctx: ScenarioContext): Promise<ScenarioRes
   for (const r of pd) cap.add('payload to PagerDuty', r.body.split(secrets.routingKey).join('<routing key>'));
   checks.add('the alert channels were reached (payloads scanned too)', pd.length > 0 && others.length > 0, `${receiver.requests.length} deliveries`);
   const spanCount = cap.items.filter((i) => i.where.startsWith('span ')).length;
-  checks.add('spans, log lines, CLI output and admin responses were captured', spanCount > 0 && cap.items.some((i) => i.where === 'alert-handler.logger') && cap.items.some((i) => i.where.startsWith('cli ')) && cap.items.some((i) => i.where.startsWith('admin ')), `${cap.items.length} items, ${spanCount} spans`);
-  checks.add('the leak report was logged', cap.items.some((i) => i.where === 'DatabasePool.logger' && i.text.includes('held for')), '');
-  const authChecked = ledger.rejected['CONNECTION_FAILED'] !== undefined && cap.items.some((i) => i.text.includes('28P01'));
-  ctx.log(serverHasPassword || authChecked ? 'secrets: the server checks passwords: the failed-login path (28P01) is part of the scan' : 'secrets: the server does not check passwords (trust): the failed-login path is scanned by the reliability-server test (own server)');
+  checks.add(
+    'spans, log lines, CLI output and admin responses were captured',
+    spanCount > 0 &&
+      cap.items.some((i) => i.where === 'alert-handler.logger') &&
+      cap.items.some((i) => i.where.startsWith('cli ')) &&
+      cap.items.some((i) => i.where.startsWith('admin ')),
+    `${cap.items.length} items, ${spanCount} spans`,
+  );
+  checks.add(
+    'the leak report was logged',
+    cap.items.some((i) => i.where === 'DatabasePool.logger' && i.text.includes('held for')),
+    '',
+  );
+  const authChecked = ledger.rejected.CONNECTION_FAILED !== undefined && cap.items.some((i) => i.text.includes('28P01'));
+  ctx.log(
+    serverHasPassword || authChecked
+      ? 'secrets: the server checks passwords: the failed-login path (28P01) is part of the scan'
+      : 'secrets: the server does not check passwords (trust): the failed-login path is scanned by the reliability-server test (own server)',
+  );
   let findings = 0;
   for (const [name, secret] of Object.entries(secrets)) {
     const hits = cap.find(secret);
     findings += hits.length;
-    checks.add(`${name} appears nowhere`, hits.length === 0, hits.slice(0, 3).map((h) => `${h.where}: …${h.text.slice(Math.max(0, h.text.indexOf(secret) - 60), h.text.indexOf(secret)).replace(/\s+/g, ' ')}<secret>`).join(' | '));
+    checks.add(
+      `${name} appears nowhere`,
+      hits.length === 0,
+      hits
+        .slice(0, 3)
+        .map((h) => `${h.where}: …${h.text.slice(Math.max(0, h.text.indexOf(secret) - 60), h.text.indexOf(secret)).replace(/\s+/g, ' ')}<secret>`)
+        .join(' | '),
+    );
   }
   return {
     name: 'secrets in every output',
     ...ledger.summary(),
     leaked: 0,
-    figures: { 'outputs scanned': cap.items.length, 'KB scanned': Math.round(cap.bytes / 1024), secrets: Object.keys(secrets).length, 'secrets found': findings, 'server checks passwords': String(serverHasPassword) },
+    figures: {
+      'outputs scanned': cap.items.length,
+      'KB scanned': Math.round(cap.bytes / 1024),
+      secrets: Object.keys(secrets).length,
+      'secrets found': findings,
+      'server checks passwords': String(serverHasPassword),
+    },
     checks: checks.list,
     durationMs: performance.now() - started,
   };
@@ -251,7 +336,12 @@ export async function sanitizedTextScenario(ctx: ScenarioContext, options: { err
     `SELECT (md5(random()::text) || '${lit('fail')}')::int FROM pg_sleep(0.02)`,
     `SELECT ($1::text || md5(random()::text))::int FROM pg_sleep(0.02)`,
   ];
-  const needles = [...['sq', 'esc', 'dollar', 'tagged', 'uni', 'blockcomment', 'arr', 'linecomment', 'json', 'in1', 'in2', 'where', 'fail'].map(lit), '918273645', '3.14159e7', values[0]!];
+  const needles = [
+    ...['sq', 'esc', 'dollar', 'tagged', 'uni', 'blockcomment', 'arr', 'linecomment', 'json', 'in1', 'in2', 'where', 'fail'].map(lit),
+    '918273645',
+    '3.14159e7',
+    values[0]!,
+  ];
   const cap = new Capture();
   const ledger = new CallLedger();
   const checks = new Checks();
@@ -275,7 +365,12 @@ export async function sanitizedTextScenario(ctx: ScenarioContext, options: { err
     for (const path of ['/pools/main/slow-queries?limit=100', '/pools/main/connections', '/pools/main/query-metrics?limit=200', '/pools/main/diagnosis']) {
       cap.add(`admin ${path}`, (await http(admin.url, 'GET', path, token)).text);
     }
-    for (const args of [['slow-queries', 'main', '--limit', '100'], ['slow-queries', 'main', '--json'], ['connections', 'main'], ['diagnose', 'main']]) {
+    for (const args of [
+      ['slow-queries', 'main', '--limit', '100'],
+      ['slow-queries', 'main', '--json'],
+      ['connections', 'main'],
+      ['diagnose', 'main'],
+    ]) {
       let out = '';
       await runCli(args, { env: { DB_POOL_ADMIN_URL: admin.url, DB_POOL_ADMIN_TOKEN: token }, stdout: (s) => void (out += s), stderr: (s) => void (out += s) });
       cap.add(`cli ${args.join(' ')}`, out);
@@ -293,13 +388,25 @@ export async function sanitizedTextScenario(ctx: ScenarioContext, options: { err
   const slowKept = db.getSlowQueries;
   void slowKept;
   const querySpans = cap.items.filter((i) => i.where.startsWith('span ') && i.text.includes('db.query.text'));
-  checks.add('every statement was slow-logged and traced', cap.items.filter((i) => i.where === 'event slowQuery').length >= statements.length && querySpans.length >= statements.length, `${querySpans.length} query spans`);
-  checks.add('the sanitized text keeps the statement shape (placeholders, no literal)', querySpans.some((i) => i.text.includes('pg_sleep(?)')), querySpans[0]?.text.slice(0, 200) ?? '');
+  checks.add(
+    'every statement was slow-logged and traced',
+    cap.items.filter((i) => i.where === 'event slowQuery').length >= statements.length && querySpans.length >= statements.length,
+    `${querySpans.length} query spans`,
+  );
+  checks.add(
+    'the sanitized text keeps the statement shape (placeholders, no literal)',
+    querySpans.some((i) => i.text.includes('pg_sleep(?)')),
+    querySpans[0]?.text.slice(0, 200) ?? '',
+  );
   let found = 0;
   for (const n of needles) {
     const hits = shown.filter((i) => i.text.includes(n));
     found += hits.length;
-    checks.add(`literal ${n.replace(tag, '…')} appears in no span, log, report, admin response or CLI output`, hits.length === 0, [...new Set(hits.map((h) => h.where))].slice(0, 6).join(', '));
+    checks.add(
+      `literal ${n.replace(tag, '…')} appears in no span, log, report, admin response or CLI output`,
+      hits.length === 0,
+      [...new Set(hits.map((h) => h.where))].slice(0, 6).join(', '),
+    );
   }
   return {
     name: options.errorsQuoting ? 'literals in failed slow queries' : 'sanitized query text',
@@ -320,12 +427,12 @@ export const INJECTION_VALUES = [
   "Robert'); DROP TABLE {t};--",
   '$1',
   '$$; DROP TABLE {t}; $$',
-  '\\\'; DROP TABLE {t}; --',
+  "\\'; DROP TABLE {t}; --",
   '--',
   '/*',
   "E'\\x27'",
   '"; DROP TABLE "{t}"; --',
-  ";\nDROP TABLE {t};\n",
+  ';\nDROP TABLE {t};\n',
   '\u2019; DROP TABLE {t}; --',
   "x'::int; SELECT pg_sleep(10); --",
   'a'.repeat(100_000),
@@ -339,7 +446,10 @@ export async function parametersScenario(ctx: ScenarioContext): Promise<Scenario
   const started = performance.now();
   const table = `rel_inj_${process.pid}_${rand().slice(0, 6)}`;
   const sentinel = `${table}_sentinel`;
-  const db = new DatabasePool({ pools: { main: { connection: { connectionString: ctx.databaseUrl }, max: 2, min: 0, applicationName: appName('params') } }, logger: null });
+  const db = new DatabasePool({
+    pools: { main: { connection: { connectionString: ctx.databaseUrl }, max: 2, min: 0, applicationName: appName('params') } },
+    logger: null,
+  });
   const admin = await adminClient(ctx.databaseUrl);
   const ledger = new CallLedger();
   const checks = new Checks();
@@ -374,7 +484,11 @@ export async function parametersScenario(ctx: ScenarioContext): Promise<Scenario
     checks.add('the server saw the statement with $1, not the value', seen.includes('$1') && serverSawValue === 0, seen);
     const exists = await admin.query('SELECT to_regclass($1) AS t', [sentinel]);
     checks.add('the sentinel table survived', exists.rows[0]?.t !== null, sentinel);
-    checks.add('every value round-tripped as data (INSERT ... RETURNING, WHERE v = $1, SELECT $1)', roundTrips === INJECTION_VALUES.length, `${roundTrips} of ${INJECTION_VALUES.length}`);
+    checks.add(
+      'every value round-tripped as data (INSERT ... RETURNING, WHERE v = $1, SELECT $1)',
+      roundTrips === INJECTION_VALUES.length,
+      `${roundTrips} of ${INJECTION_VALUES.length}`,
+    );
     checks.add('no statement failed', ledger.requests === ledger.served, JSON.stringify(ledger.rejected));
   } finally {
     await db.query('main', `DROP TABLE IF EXISTS ${table}, ${sentinel}`).catch(() => {});
@@ -405,7 +519,10 @@ export async function adminMatrixScenario(ctx: ScenarioContext): Promise<Scenari
   const token = `matrix-token-${rand()}`;
   const ledger = new CallLedger();
   const checks = new Checks();
-  const db = new DatabasePool({ pools: { main: { connection: { connectionString: ctx.databaseUrl }, max: 2, min: 0, applicationName: appName('matrix') } }, logger: null });
+  const db = new DatabasePool({
+    pools: { main: { connection: { connectionString: ctx.databaseUrl }, max: 2, min: 0, applicationName: appName('matrix') } },
+    logger: null,
+  });
   const presentations: { name: string; headers: Record<string, string>; query?: string; valid: boolean }[] = [
     { name: 'none', headers: {}, valid: false },
     { name: 'right', headers: { authorization: `Bearer ${token}` }, valid: true },
@@ -440,13 +557,22 @@ export async function adminMatrixScenario(ctx: ScenarioContext): Promise<Scenari
   try {
     for (const mode of modes) {
       const hasToken = mode === 'token' || mode === 'token, unauthenticated reads';
-      const admin = await startAdminServer(db, { port: 0, logger: null, ...(hasToken ? { token } : {}), allowUnauthenticatedReads: mode.includes('unauthenticated reads') });
+      const admin = await startAdminServer(db, {
+        port: 0,
+        logger: null,
+        ...(hasToken ? { token } : {}),
+        allowUnauthenticatedReads: mode.includes('unauthenticated reads'),
+      });
       try {
         for (const route of ADMIN_ROUTES) {
           for (const p of presentations) {
             const path = route.path.replace(':id', 'main') + (p.query ? `?${p.query}` : '');
             const body = route.method === 'GET' ? undefined : bodies[route.path.split('/').pop()!];
-            const before = JSON.stringify({ c: db.getPoolConfig('main'), r: db.getDetailedMetrics('main').totals.connectionsCreated, e: db.getPoolStatus('main').total });
+            const before = JSON.stringify({
+              c: db.getPoolConfig('main'),
+              r: db.getDetailedMetrics('main').totals.connectionsCreated,
+              e: db.getPoolStatus('main').total,
+            });
             const want = expected(mode, route.access, p);
             requests++;
             const r = await ledger.track(async () => {
@@ -455,12 +581,16 @@ export async function adminMatrixScenario(ctx: ScenarioContext): Promise<Scenari
               return res;
             }, 30_000);
             const status = r.ok ? Number((r as { value?: { status: number } }).value?.status) : Number(String(r.code).replace('HTTP ', ''));
-            const text = r.ok ? (r as { value?: { text: string } }).value?.text ?? '' : (r.error as Error).message;
+            const text = r.ok ? ((r as { value?: { text: string } }).value?.text ?? '') : (r.error as Error).message;
             // /readyz answers 503 when a pool is unhealthy; the pool here is healthy.
             if (!want.includes(status)) mismatches.push(`${mode} | ${route.method} ${route.path} | ${p.name}: ${status}, expected ${want.join('/')}`);
             if (text.includes(token)) echoed.push(`${mode} | ${route.method} ${route.path} | ${p.name}`);
             if (route.access === 'write' && status >= 400) {
-              const after = JSON.stringify({ c: db.getPoolConfig('main'), r: db.getDetailedMetrics('main').totals.connectionsCreated, e: db.getPoolStatus('main').total });
+              const after = JSON.stringify({
+                c: db.getPoolConfig('main'),
+                r: db.getDetailedMetrics('main').totals.connectionsCreated,
+                e: db.getPoolStatus('main').total,
+              });
               if (after !== before) changed.push(`${mode} | ${route.method} ${route.path} | ${p.name}`);
             }
           }
@@ -475,7 +605,11 @@ export async function adminMatrixScenario(ctx: ScenarioContext): Promise<Scenari
   checks.add('every route × presentation × mode answered as documented', mismatches.length === 0, mismatches.slice(0, 8).join('; '));
   checks.add('a refused mutation changed nothing', changed.length === 0, changed.slice(0, 8).join('; '));
   checks.add('no answer carried the token', echoed.length === 0, echoed.slice(0, 8).join('; '));
-  checks.add('the matrix is complete', requests === modes.length * ADMIN_ROUTES.length * presentations.length, `${modes.length} modes × ${ADMIN_ROUTES.length} routes × ${presentations.length} presentations = ${requests}`);
+  checks.add(
+    'the matrix is complete',
+    requests === modes.length * ADMIN_ROUTES.length * presentations.length,
+    `${modes.length} modes × ${ADMIN_ROUTES.length} routes × ${presentations.length} presentations = ${requests}`,
+  );
   return {
     name: 'admin routes × tokens',
     ...ledger.summary(),
@@ -501,19 +635,28 @@ function seriesOf(scrape: string): string[] {
 export async function seriesBoundScenario(ctx: ScenarioContext, size: { statements: number }): Promise<ScenarioResult> {
   const started = performance.now();
   const schema = `rel_series_${process.pid}_${rand().slice(0, 6)}`;
-  const db = new DatabasePool({ pools: { series: { connection: { connectionString: ctx.databaseUrl }, max: 4, min: 0, applicationName: appName('series') } }, logger: null });
+  const db = new DatabasePool({
+    pools: { series: { connection: { connectionString: ctx.databaseUrl }, max: 4, min: 0, applicationName: appName('series') } },
+    logger: null,
+  });
   const prom = await startPrometheusExporter({ port: 0 });
   const ledger = new CallLedger();
   const checks = new Checks();
-  const scrape = async () => seriesOf(await (await fetch(prom.url)).text()).filter((l) => l.includes('pool="series"') || l.includes('db_client_connection_pool_name="series"'));
+  const scrape = async () =>
+    seriesOf(await (await fetch(prom.url)).text()).filter((l) => l.includes('pool="series"') || l.includes('db_client_connection_pool_name="series"'));
   const statement = (i: number) => {
     const t = `${schema}.t${i % 3}`;
     switch (i % 5) {
-      case 0: return { text: `SELECT id AS c${i} FROM ${t} WHERE id = $1`, values: [i] };
-      case 1: return { text: `SELECT count(*) FROM ${t} WHERE id > ${i} AND note <> 'n${i}'`, values: undefined };
-      case 2: return { text: `UPDATE ${t} SET note = 'u${i}' WHERE id = $1`, values: [i] };
-      case 3: return { text: `INSERT INTO ${t} (id, note) VALUES ($1, 'i${i}') ON CONFLICT DO NOTHING`, values: [i] };
-      default: return { text: `SELECT id FROM ${t} WHERE id = 'x${i}'`, values: undefined }; // 22P02
+      case 0:
+        return { text: `SELECT id AS c${i} FROM ${t} WHERE id = $1`, values: [i] };
+      case 1:
+        return { text: `SELECT count(*) FROM ${t} WHERE id > ${i} AND note <> 'n${i}'`, values: undefined };
+      case 2:
+        return { text: `UPDATE ${t} SET note = 'u${i}' WHERE id = $1`, values: [i] };
+      case 3:
+        return { text: `INSERT INTO ${t} (id, note) VALUES ($1, 'i${i}') ON CONFLICT DO NOTHING`, values: [i] };
+      default:
+        return { text: `SELECT id FROM ${t} WHERE id = 'x${i}'`, values: undefined }; // 22P02
     }
   };
   let first: string[] = [];
@@ -525,12 +668,14 @@ export async function seriesBoundScenario(ctx: ScenarioContext, size: { statemen
     for (let k = 0; k < 3; k++) await db.query('series', `CREATE TABLE ${schema}.t${k} (id int PRIMARY KEY, note text)`);
     const runRange = async (from: number, to: number) => {
       let next = from;
-      await Promise.all(Array.from({ length: 4 }, async () => {
-        for (let i = next++; i < to; i = next++) {
-          const s = statement(i);
-          await ledger.track(() => db.query('series', s.text, s.values), 10_000);
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          for (let i = next++; i < to; i = next++) {
+            const s = statement(i);
+            await ledger.track(() => db.query('series', s.text, s.values), 10_000);
+          }
+        }),
+      );
     };
     await runRange(0, 100);
     first = await scrape();
@@ -539,7 +684,11 @@ export async function seriesBoundScenario(ctx: ScenarioContext, size: { statemen
     // Informational: db.collection.name is the table, as the semantic conventions define it, so
     // series grow with the number of distinct tables a service touches (not with statements).
     for (let i = 0; i < 100; i++) await ledger.track(() => db.query('series', `SELECT 1 FROM ${schema}.missing_${i}`), 10_000);
-    perTable = (names(seriesOf(await (await fetch(prom.url)).text()).filter((l) => l.includes('pool="series"') || l.includes('db_client_connection_pool_name="series"'))).size - names(last).size) / 100;
+    perTable =
+      (names(seriesOf(await (await fetch(prom.url)).text()).filter((l) => l.includes('pool="series"') || l.includes('db_client_connection_pool_name="series"')))
+        .size -
+        names(last).size) /
+      100;
   } finally {
     await db.query('series', `DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
     await db.close({ drainTimeoutMs: 1_000 });
@@ -547,14 +696,28 @@ export async function seriesBoundScenario(ctx: ScenarioContext, size: { statemen
   }
   const labelValues = [...new Set(last.flatMap((l) => [...l.matchAll(/="([^"]*)"/g)].map((m) => m[1]!)))];
   const suspicious = labelValues.filter((v) => /\b[cui]\d+\b|x\d+|n\d+|SELECT |UPDATE |INSERT /.test(v) && !/^(SELECT|UPDATE|INSERT)$/.test(v));
-  checks.add(`series count after ${size.statements} distinct statements equals the count after 100`, names(last).size === names(first).size, `${names(first).size} → ${names(last).size}`);
+  checks.add(
+    `series count after ${size.statements} distinct statements equals the count after 100`,
+    names(last).size === names(first).size,
+    `${names(first).size} → ${names(last).size}`,
+  );
   checks.add('no label value carries statement text or a literal', suspicious.length === 0, suspicious.slice(0, 5).join(' | '));
-  checks.add('the statements ran (and the failing ones failed with 22P02 / 42P01 only)', ledger.unexpected(['22P02', '42P01']).length === 0 && ledger.served >= size.statements * 0.7, `${ledger.served} served, ${JSON.stringify(ledger.rejected)}`);
+  checks.add(
+    'the statements ran (and the failing ones failed with 22P02 / 42P01 only)',
+    ledger.unexpected(['22P02', '42P01']).length === 0 && ledger.served >= size.statements * 0.7,
+    `${ledger.served} served, ${JSON.stringify(ledger.rejected)}`,
+  );
   return {
     name: 'metric series bound',
     ...ledger.summary(),
     leaked: 0,
-    figures: { 'distinct statements': size.statements, 'series after 100': names(first).size, [`series after ${size.statements}`]: names(last).size, 'label values': labelValues.length, 'series per further table name (informational)': perTable.toFixed(1) },
+    figures: {
+      'distinct statements': size.statements,
+      'series after 100': names(first).size,
+      [`series after ${size.statements}`]: names(last).size,
+      'label values': labelValues.length,
+      'series per further table name (informational)': perTable.toFixed(1),
+    },
     checks: checks.list,
     durationMs: performance.now() - started,
   };

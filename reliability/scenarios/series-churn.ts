@@ -102,7 +102,11 @@ export async function seriesChurnScenario(ctx: ScenarioContext): Promise<Scenari
         figures['producer: heap growth (MB)'] = growth.toFixed(1);
         figures['producer: churn (ms)'] = Math.round(churnMs);
         ctx.log(`series churn, producer: ${before.length} → ${after.length} series, heap +${growth.toFixed(1)} MB`);
-        checks.add(`producer mode: the series count after ${POOLS} removed pools equals the count before`, after.length === before.length, `${before.length} → ${after.length}`);
+        checks.add(
+          `producer mode: the series count after ${POOLS} removed pools equals the count before`,
+          after.length === before.length,
+          `${before.length} → ${after.length}`,
+        );
         checks.add('producer mode: no series of a removed pool is left', stale.length === 0, stale.slice(0, 3).join(' | '));
         checks.add(`producer mode: heap growth < ${HEAP_BOUND_MB} MB`, growth < HEAP_BOUND_MB, `${growth.toFixed(1)} MB`);
         await db.removePool('churn_steady_p');
@@ -146,7 +150,11 @@ export async function seriesChurnScenario(ctx: ScenarioContext): Promise<Scenari
         figures['meter: heap before / after (MB)'] = `${heapBefore.toFixed(1)} / ${heapAfter.toFixed(1)}`;
         figures['meter: heap growth (MB)'] = growth.toFixed(1);
         ctx.log(`series churn, meter: ${half.points} → ${full.points} data points, ${full.pools.size} pool names, heap +${growth.toFixed(1)} MB`);
-        checks.add(`meter mode: data points after ${POOLS} pools equal those after ${POOLS / 2}`, full.points === half.points, `${half.points} → ${full.points}`);
+        checks.add(
+          `meter mode: data points after ${POOLS} pools equal those after ${POOLS / 2}`,
+          full.points === half.points,
+          `${half.points} → ${full.points}`,
+        );
         checks.add(
           `meter mode: at most ${METER_CAP} pool names plus _OTHER`,
           full.pools.size <= METER_CAP + 1 && full.pools.has('_OTHER'),

@@ -62,13 +62,14 @@ export async function authPlan(server: OwnServer): Promise<FaultPlan> {
       await env.admin.query(`ALTER ROLE ${role} PASSWORD '${rotated}'`);
       await env.admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [env.app]);
     },
-    felt: (env) => eventually(() => {
-      for (const code of ['CONNECTION_FAILED', 'CIRCUIT_OPEN', 'ACQUIRE_TIMEOUT']) {
-        const e = env.load.ledger.samples.get(code) as { cause?: unknown } | undefined;
-        if (e) causes.set(code, Number(errorCode(e.cause) === '28P01'));
-      }
-      return [...causes.values()].some((v) => v === 1);
-    }, 15_000),
+    felt: (env) =>
+      eventually(() => {
+        for (const code of ['CONNECTION_FAILED', 'CIRCUIT_OPEN', 'ACQUIRE_TIMEOUT']) {
+          const e = env.load.ledger.samples.get(code) as { cause?: unknown } | undefined;
+          if (e) causes.set(code, Number(errorCode(e.cause) === '28P01'));
+        }
+        return [...causes.values()].some((v) => v === 1);
+      }, 15_000),
     async heal(env) {
       await env.admin.query(`ALTER ROLE ${role} PASSWORD '${good}'`);
     },
@@ -76,7 +77,11 @@ export async function authPlan(server: OwnServer): Promise<FaultPlan> {
       const l = env.load.ledger;
       // Under a busy CPU the callers may only see ACQUIRE_TIMEOUT: that carries the cause too.
       const sample = l.samples.get('CONNECTION_FAILED') ?? l.samples.get('CIRCUIT_OPEN') ?? l.samples.get('ACQUIRE_TIMEOUT');
-      checks.add('the rejection carries the cause 28P01 (password authentication failed)', errorCode((sample as { cause?: unknown } | undefined)?.cause) === '28P01', sample instanceof Error ? sample.message : String(sample));
+      checks.add(
+        'the rejection carries the cause 28P01 (password authentication failed)',
+        errorCode((sample as { cause?: unknown } | undefined)?.cause) === '28P01',
+        sample instanceof Error ? sample.message : String(sample),
+      );
       const seen = [
         ...[...l.samples.values()].map((e) => inspect(e, { depth: 6 }) + String((e as Error).stack) + String((e as Error).cause)),
         JSON.stringify(env.db.getPoolStatus('main')),
@@ -139,7 +144,11 @@ export async function maxConnectionsScenario(ctx: ScenarioContext, server: OwnSe
     // Everyone else leaves.
     await Promise.all(hogs.splice(0).map((c) => c.end()));
     const grew = await eventually(async () => (await serverConnections(admin, app)) === max, 10_000);
-    checks.add(`grows to its max (${max}) once the server has room`, grew && (await load.waitServed(size.servedAfter, 20_000)), `total ${db.getPoolStatus('main').total}`);
+    checks.add(
+      `grows to its max (${max}) once the server has room`,
+      grew && (await load.waitServed(size.servedAfter, 20_000)),
+      `total ${db.getPoolStatus('main').total}`,
+    );
   } finally {
     await Promise.all(hogs.map((c) => c.end().catch(() => {})));
     await load.stop();
@@ -151,11 +160,23 @@ export async function maxConnectionsScenario(ctx: ScenarioContext, server: OwnSe
   const untyped = Object.keys(l.rejected).filter((c) => !isTyped(c));
   checks.add('every error typed', untyped.length === 0, untyped.join('; '));
   const unexpected = l.unexpected(['CONNECTION_FAILED', 'CIRCUIT_OPEN', 'ACQUIRE_TIMEOUT']);
-  checks.add('errors only CONNECTION_FAILED / CIRCUIT_OPEN / ACQUIRE_TIMEOUT', unexpected.length === 0, unexpected.map((c) => `${c}: ${sampleMessage(l, c)}`).join('; ') || formatCodes(l.rejected));
+  checks.add(
+    'errors only CONNECTION_FAILED / CIRCUIT_OPEN / ACQUIRE_TIMEOUT',
+    unexpected.length === 0,
+    unexpected.map((c) => `${c}: ${sampleMessage(l, c)}`).join('; ') || formatCodes(l.rejected),
+  );
   const causes = [...l.samples.values()].map((e) => errorCode((e as { cause?: unknown }).cause));
-  checks.add('their cause is 53300 (too many connections)', causes.every((c) => c === '53300'), causes.join(', '));
+  checks.add(
+    'their cause is 53300 (too many connections)',
+    causes.every((c) => c === '53300'),
+    causes.join(', '),
+  );
   checks.add('no call outlived its timeouts', l.hung === 0, `slowest ${Math.round(l.slowestMs)} ms, bound ${deadline} ms`);
-  checks.add("server-side connections returned to the pool's own, and to none after close", leaks.matched && leaks.leakedAfterClose === 0, `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`);
+  checks.add(
+    "server-side connections returned to the pool's own, and to none after close",
+    leaks.matched && leaks.leakedAfterClose === 0,
+    `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`,
+  );
   checks.add('circuit closed and nobody left waiting at the end', settled.reached, `circuit ${settled.status.circuit}, waiting ${settled.status.waiting}`);
   figures['slowest call (ms)'] = Math.round(l.slowestMs);
   return {

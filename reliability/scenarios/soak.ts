@@ -65,7 +65,17 @@ export async function soakScenario(ctx: ScenarioContext, size: SoakSize): Promis
 
   const app = appName('soak');
   const db = new DatabasePool({
-    pools: { soak: { connection: { connectionString: ctx.databaseUrl }, max: 10, min: 10, acquireTimeoutMs: 10_000, queryTimeoutMs: 10_000, slowQueryThresholdMs: 20, applicationName: app } },
+    pools: {
+      soak: {
+        connection: { connectionString: ctx.databaseUrl },
+        max: 10,
+        min: 10,
+        acquireTimeoutMs: 10_000,
+        queryTimeoutMs: 10_000,
+        slowQueryThresholdMs: 20,
+        applicationName: app,
+      },
+    },
     logger: null,
   });
   const admin = await adminClient(ctx.databaseUrl);
@@ -119,16 +129,44 @@ export async function soakScenario(ctx: ScenarioContext, size: SoakSize): Promis
   const secondHalfHeap = mid && last ? last.heapMb - mid.heapMb : NaN;
   const expectedSpans = 2 * size.queries; // acquire + query per call on a warm pool (min = max: no connects)
 
-  checks.add('every query answered: served, or 22012 for the ones built to fail', ledger.unexpected(['22012']).length === 0 && (ledger.rejected['22012'] ?? 0) === expectedErrors.n, formatCodes(ledger.rejected));
+  checks.add(
+    'every query answered: served, or 22012 for the ones built to fail',
+    ledger.unexpected(['22012']).length === 0 && (ledger.rejected['22012'] ?? 0) === expectedErrors.n,
+    formatCodes(ledger.rejected),
+  );
   checks.add('no query hung', ledger.hung === 0, `slowest ${Math.round(ledger.slowestMs)} ms`);
-  checks.add(`heap drift after warm-up within ${size.heapBoundMb} MB`, heapDrift < size.heapBoundMb, `${heapDrift.toFixed(2)} MB (${samples.map((s) => s.heapMb.toFixed(1)).join(' → ')})`);
+  checks.add(
+    `heap drift after warm-up within ${size.heapBoundMb} MB`,
+    heapDrift < size.heapBoundMb,
+    `${heapDrift.toFixed(2)} MB (${samples.map((s) => s.heapMb.toFixed(1)).join(' → ')})`,
+  );
   checks.add(`RSS drift after warm-up within ${size.rssBoundMb} MB`, rssDrift < size.rssBoundMb, `${rssDrift.toFixed(1)} MB`);
-  checks.add('per-statement table stays at its bound (200)', qm.statementsTracked <= 200 && qm.topStatements.length <= 200, `${qm.statementsTracked} tracked, ${qm.statementsEvicted} evicted`);
-  checks.add('slow-query ring stays at its bound (100)', slow.length <= 100 && dm.totals.slowQueries > 100, `${slow.length} kept of ${dm.totals.slowQueries} slow`);
+  checks.add(
+    'per-statement table stays at its bound (200)',
+    qm.statementsTracked <= 200 && qm.topStatements.length <= 200,
+    `${qm.statementsTracked} tracked, ${qm.statementsEvicted} evicted`,
+  );
+  checks.add(
+    'slow-query ring stays at its bound (100)',
+    slow.length <= 100 && dm.totals.slowQueries > 100,
+    `${slow.length} kept of ${dm.totals.slowQueries} slow`,
+  );
   checks.add('errors-by-code map stays small', Object.keys(qm.errorsByCode).length <= 64, JSON.stringify(qm.errorsByCode));
-  checks.add('instrumentation maps bounded (loans by connection, pools)', maxLoanTraces <= 10 && (internals._poolAttrs?.size ?? 0) <= 1, `loan traces ≤ ${maxLoanTraces}, pool attrs ${internals._poolAttrs?.size}`);
-  checks.add('span processor queue bounded, every span exported', maxQueue <= 2_048 && exporter.exported >= expectedSpans, `queue ≤ ${maxQueue}; ${exporter.exported} spans exported of ${expectedSpans} expected`);
-  checks.add("server-side connections returned to the pool's own, and to none after close", leaks.matched && leaks.leakedAfterClose === 0, `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`);
+  checks.add(
+    'instrumentation maps bounded (loans by connection, pools)',
+    maxLoanTraces <= 10 && (internals._poolAttrs?.size ?? 0) <= 1,
+    `loan traces ≤ ${maxLoanTraces}, pool attrs ${internals._poolAttrs?.size}`,
+  );
+  checks.add(
+    'span processor queue bounded, every span exported',
+    maxQueue <= 2_048 && exporter.exported >= expectedSpans,
+    `queue ≤ ${maxQueue}; ${exporter.exported} spans exported of ${expectedSpans} expected`,
+  );
+  checks.add(
+    "server-side connections returned to the pool's own, and to none after close",
+    leaks.matched && leaks.leakedAfterClose === 0,
+    `server ${leaks.serverCount}, pool ${leaks.poolTotal}, after close ${leaks.leakedAfterClose}`,
+  );
   const seconds = (performance.now() - started) / 1000;
   return {
     name: 'soak',

@@ -77,7 +77,9 @@ export class Capture {
     for (const [key, name] of Object.entries(CHANNELS)) {
       if (key === 'acquire' || key === 'query' || key === 'connect') {
         const ch = dc.tracingChannel(name);
-        const handlers = Object.fromEntries(['start', 'end', 'asyncStart', 'asyncEnd', 'error'].map((e) => [e, (m: unknown) => this.add(`${name}:${e}`, fields(m))]));
+        const handlers = Object.fromEntries(
+          ['start', 'end', 'asyncStart', 'asyncEnd', 'error'].map((e) => [e, (m: unknown) => this.add(`${name}:${e}`, fields(m))]),
+        );
         ch.subscribe(handlers as never);
         this.#restore.push(() => ch.unsubscribe(handlers as never));
       } else {

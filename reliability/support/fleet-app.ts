@@ -79,7 +79,17 @@ function stats(): Record<string, unknown> {
     for (const [code, n] of Object.entries(l.rejected)) rejected[code] = (rejected[code] ?? 0) + n;
   }
   const s = db.getPoolStatus('main');
-  return { event: 'stats', requests, served, rejected, hung, slowestMs, deadlineMs, pool: { open: s.total - s.pendingCreates, active: s.active, idle: s.idle, waiting: s.waiting, max: s.max }, budget: db.getMetrics('main').serverBudget };
+  return {
+    event: 'stats',
+    requests,
+    served,
+    rejected,
+    hung,
+    slowestMs,
+    deadlineMs,
+    pool: { open: s.total - s.pendingCreates, active: s.active, idle: s.idle, waiting: s.waiting, max: s.max },
+    budget: db.getMetrics('main').serverBudget,
+  };
 }
 
 /** The callers now; every driver so far is kept in `drivers` for the stats. */

@@ -203,7 +203,10 @@ export async function startFleetApp(scope: TeardownScope, o: FleetAppOptions): P
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exit;
       clearTimeout(timer);
-      const last = events.slice(from).filter((e) => e.event === 'stats').at(-1);
+      const last = events
+        .slice(from)
+        .filter((e) => e.event === 'stats')
+        .at(-1);
       return last as unknown as FleetStats | undefined;
     })();
     return stopping;
@@ -247,7 +250,12 @@ export interface FleetMonitoring {
   /** Replaces the scraped targets (Prometheus re-reads the file every second). */
   setTargets(ports: number[]): void;
   /** The first delivery with `alertname` for the server `port` in `status` (already received or to come). */
-  waitForAlert(alertname: string, serverPort: number, status: 'firing' | 'resolved', timeoutMs: number): Promise<{ delivery: WebhookDelivery; alert: WebhookAlert }>;
+  waitForAlert(
+    alertname: string,
+    serverPort: number,
+    status: 'firing' | 'resolved',
+    timeoutMs: number,
+  ): Promise<{ delivery: WebhookDelivery; alert: WebhookAlert }>;
 }
 
 export async function startFleetMonitoring(scope: TeardownScope): Promise<FleetMonitoring> {

@@ -40,7 +40,9 @@ export interface OwnServer {
   destroy(): Promise<void>;
 }
 
-type EmbeddedCtor = new (options: Record<string, unknown>) => {
+type EmbeddedCtor = new (
+  options: Record<string, unknown>,
+) => {
   initialise(): Promise<void>;
   start(): Promise<void>;
   options: { port: number };
@@ -61,7 +63,6 @@ function loadEmbedded(): Promise<EmbeddedCtor> {
   })();
   return embedded;
 }
-
 
 function isAlive(pid: number): boolean {
   try {
@@ -96,7 +97,14 @@ export async function startOwnServer(options: OwnServerOptions = {}): Promise<Ow
   const Embedded = await loadEmbedded();
   const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'db-pool-otel-reliability-pg-'));
   const password = crypto.randomBytes(18).toString('hex');
-  const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: dataDir, fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', ...options.settings };
+  const settings = {
+    listen_addresses: '127.0.0.1',
+    unix_socket_directories: dataDir,
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    ...options.settings,
+  };
   const server = new Embedded({
     databaseDir: dataDir,
     port: await freePort(),

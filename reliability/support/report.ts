@@ -12,9 +12,13 @@ export interface Asserter {
 
 /** Logs a scenario's figures and asserts each of its checks. */
 export function assertScenario(t: Asserter, r: ScenarioResult): void {
-  t.log(`${r.name}: ${r.requests} requests, ${r.served} served, rejected ${formatCodes(r.rejected)}, ${r.hung} hung, ${r.leaked} leaked` +
-    `${r.recoverMs === undefined ? '' : `, recovered in ${Math.round(r.recoverMs)} ms`} (${(r.durationMs / 1000).toFixed(1)} s)`);
-  const figures = Object.entries(r.figures).map(([k, v]) => `${k} ${v}`).join('; ');
+  t.log(
+    `${r.name}: ${r.requests} requests, ${r.served} served, rejected ${formatCodes(r.rejected)}, ${r.hung} hung, ${r.leaked} leaked` +
+      `${r.recoverMs === undefined ? '' : `, recovered in ${Math.round(r.recoverMs)} ms`} (${(r.durationMs / 1000).toFixed(1)} s)`,
+  );
+  const figures = Object.entries(r.figures)
+    .map(([k, v]) => `${k} ${v}`)
+    .join('; ');
   if (figures) t.log(`  ${figures}`);
   for (const c of r.checks) t.true(c.ok, `${r.name}: ${c.name} — ${c.detail}`);
   t.true(r.hung === 0, `${r.name}: ${r.hung} calls hung`);
@@ -40,7 +44,9 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
 export function detailSections(results: readonly ScenarioResult[]): string {
   return results
     .map((r) => {
-      const figures = Object.entries(r.figures).map(([k, v]) => `${k}: ${v}`).join('; ');
+      const figures = Object.entries(r.figures)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('; ');
       const checks = r.checks.map((c) => `- ${c.ok ? 'ok' : 'FAILED'} — ${c.name}${c.detail ? ` (${c.detail})` : ''}`).join('\n');
       return `### ${r.name} (${(r.durationMs / 1000).toFixed(1)} s)\n\n${figures ? `${figures}\n\n` : ''}${checks}`;
     })

@@ -39,7 +39,9 @@ export async function serverConnections(admin: pg.Client, applicationName: strin
 
 /** Backend pids of this application_name, and whether each is running a statement. */
 export async function serverBackends(admin: pg.Client, applicationName: string): Promise<{ pid: number; active: boolean }[]> {
-  const { rows } = await admin.query<{ pid: number; state: string | null }>('SELECT pid, state FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+  const { rows } = await admin.query<{ pid: number; state: string | null }>('SELECT pid, state FROM pg_stat_activity WHERE application_name = $1', [
+    applicationName,
+  ]);
   return rows.map((r) => ({ pid: r.pid, active: r.state === 'active' }));
 }
 
@@ -92,7 +94,12 @@ export async function accountLeaks(db: DatabasePool, poolId: string, application
  * the pool's own calls (a recovery probe, a half-open trial) may still wait a moment for a
  * connection: a caller left waiting past its acquire timeout is a fault, one served a turn later is not.
  */
-export async function statusWhen(db: DatabasePool, poolId: string, ok: (s: PoolStatus) => boolean, timeoutMs: number): Promise<{ reached: boolean; status: PoolStatus }> {
+export async function statusWhen(
+  db: DatabasePool,
+  poolId: string,
+  ok: (s: PoolStatus) => boolean,
+  timeoutMs: number,
+): Promise<{ reached: boolean; status: PoolStatus }> {
   let status = db.getPoolStatus(poolId);
   const reached = await eventually(() => ok((status = db.getPoolStatus(poolId))), timeoutMs);
   return { reached, status };

@@ -137,7 +137,13 @@ class KnexPoolView {
           if (at >= 0) this.#queue.splice(at, 1);
           const s = this.db.getPoolStatus(this.poolId);
           reject(
-            new AcquireTimeoutError(this.poolId, timeoutMs, { total: s.total, active: this.#inUse, idle: s.idle, waiting: this.#queue.length + 1, max: this.knexMax }),
+            new AcquireTimeoutError(this.poolId, timeoutMs, {
+              total: s.total,
+              active: this.#inUse,
+              idle: s.idle,
+              waiting: this.#queue.length + 1,
+              max: this.knexMax,
+            }),
           );
         }, timeoutMs);
       }
@@ -311,7 +317,10 @@ export function createKnexClientClass(parts: KnexParts, db: PoolSource, poolId: 
 
     override async acquireConnection(): Promise<unknown> {
       if (!this.pool) throw new Error('Unable to acquire a connection');
-      const limit = acquireLimit(this.config.acquireConnectionTimeout, (this.config.pool as { acquireTimeoutMillis?: unknown } | undefined)?.acquireTimeoutMillis);
+      const limit = acquireLimit(
+        this.config.acquireConnectionTimeout,
+        (this.config.pool as { acquireTimeoutMillis?: unknown } | undefined)?.acquireTimeoutMillis,
+      );
       const view = this.pool as KnexPoolView;
       let slot: (() => void) | undefined;
       let loan: PooledConnection;
@@ -367,8 +376,11 @@ export function createKnexClientClass(parts: KnexParts, db: PoolSource, poolId: 
      */
     override _stream(connection: unknown, obj: { sql?: string; bindings?: unknown[] }, stream: unknown, options?: unknown): Promise<unknown> {
       if (!obj.sql) throw new Error('The query is empty');
-      const QueryStream = parts.require('pg-query-stream') as new (sql: string, bindings: unknown, options: unknown) => NodeJS.ReadableStream &
-        NodeJS.EventEmitter & { destroyed?: boolean };
+      const QueryStream = parts.require('pg-query-stream') as new (
+        sql: string,
+        bindings: unknown,
+        options: unknown,
+      ) => NodeJS.ReadableStream & NodeJS.EventEmitter & { destroyed?: boolean };
       const out = stream as NodeJS.WritableStream & NodeJS.EventEmitter & { closed?: boolean; emit(ev: string, ...a: unknown[]): boolean };
       const state = typeof connection === 'object' && connection !== null ? knexLoans.get(connection) : undefined;
       if (state && this.releaseConnection === DbPoolKnexClient.prototype.releaseConnection && !out.closed) {
@@ -415,4 +427,3 @@ export function createKnexClientClass(parts: KnexParts, db: PoolSource, poolId: 
   });
   return DbPoolKnexClient;
 }
-

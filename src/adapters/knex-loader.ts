@@ -35,7 +35,9 @@ export interface KnexParts {
   /** knex's PostgreSQL client class (`client: 'pg'`). */
   PgClient: KnexPgClientClass;
   /** `knex.KnexTimeoutError`: the runner checks `instanceof` against it. */
-  KnexTimeoutError: new (message?: string) => Error;
+  KnexTimeoutError: new (
+    message?: string,
+  ) => Error;
   /** `require` from knex's own directory (for `pg-query-stream`, as knex itself loads it). */
   require: NodeJS.Require;
   /** knex's lodash `uniqueId`, so our `__knexUid`s never collide with knex's own. */

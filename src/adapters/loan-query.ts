@@ -40,7 +40,6 @@ function serverInfoOf(db: PoolSource, poolId: string): ServerInfo {
   }
 }
 
-
 /** Who is asking: the pool, and how to describe its server. */
 export interface LoanQueryContext {
   readonly db: PoolSource;
@@ -64,8 +63,7 @@ export function queryOnLoan(ctx: LoanQueryContext, loan: PooledConnection | unde
   }
   const callback = (typeof third === 'function' ? third : typeof second === 'function' ? second : undefined) as QueryCallback | undefined;
   const values = typeof second === 'function' || second === undefined || second === null ? undefined : (second as unknown[]);
-  const result =
-    loan && !loan.released ? loan.query(input as QueryInput, values) : Promise.reject(revoked(ctx.poolId));
+  const result = loan && !loan.released ? loan.query(input as QueryInput, values) : Promise.reject(revoked(ctx.poolId));
   if (!callback) return result;
   // Like pg: the callback runs outside the promise chain, so an exception in it is not swallowed.
   result.then(
@@ -142,7 +140,11 @@ function submitOnLoan<T extends pg.Submittable>(ctx: LoanQueryContext, loan: Poo
 }
 
 /** Calls `after` once the submittable's own hook has run (instance-level; submittables are single use). */
-function wrapHook(target: SubmittableHooks, name: 'handleDataRow' | 'handleCommandComplete' | 'handleError' | 'handleReadyForQuery', after: (first: unknown) => void): void {
+function wrapHook(
+  target: SubmittableHooks,
+  name: 'handleDataRow' | 'handleCommandComplete' | 'handleError' | 'handleReadyForQuery',
+  after: (first: unknown) => void,
+): void {
   const original = target[name] as ((this: unknown, ...args: unknown[]) => unknown) | undefined;
   if (typeof original !== 'function') return;
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
@@ -161,7 +163,7 @@ function wrapHook(target: SubmittableHooks, name: 'handleDataRow' | 'handleComma
  */
 export function clientMember(target: object, key: PropertyKey, bound: Map<PropertyKey, { fn: unknown; bound: unknown }>): unknown {
   const value: unknown = Reflect.get(target, key, target);
-  if (typeof value !== 'function' || Object.prototype.hasOwnProperty.call(target, key)) return value;
+  if (typeof value !== 'function' || Object.hasOwn(target, key)) return value;
   const cached = bound.get(key);
   if (cached && cached.fn === value) return cached.bound;
   const b = (value as (...a: unknown[]) => unknown).bind(target);

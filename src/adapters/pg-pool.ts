@@ -27,7 +27,7 @@
  * As with `pg.Pool`, the client object outlives the loan: reading `client.release` after the
  * connection was lent again gives the new holder's release. Keep the release you were given.
  */
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { internalPoolConfig } from '../internal-config.js';
 import type { DatabasePoolEvents } from '../pool-api.js';
@@ -129,7 +129,15 @@ export class PgCompatiblePool extends pg.Pool {
   constructor(db: PoolSource, poolId: string, options: PgPoolFaceOptions = {}) {
     const cfg = internalPoolConfig(db, poolId);
     // pg's options object, for code that reads it; nothing here opens a connection.
-    super({ max: cfg.max, min: cfg.min, idleTimeoutMillis: cfg.idleTimeoutMs, connectionTimeoutMillis: cfg.acquireTimeoutMs, application_name: cfg.applicationName, maxUses: cfg.maxUses || undefined, allowExitOnIdle: cfg.allowExitOnIdle });
+    super({
+      max: cfg.max,
+      min: cfg.min,
+      idleTimeoutMillis: cfg.idleTimeoutMs,
+      connectionTimeoutMillis: cfg.acquireTimeoutMs,
+      application_name: cfg.applicationName,
+      maxUses: cfg.maxUses || undefined,
+      allowExitOnIdle: cfg.allowExitOnIdle,
+    });
     this.#db = db;
     dbOf.set(this, db);
     this.poolId = poolId;
@@ -169,6 +177,7 @@ export class PgCompatiblePool extends pg.Pool {
   /** Lends a connection; give it back with `client.release()` (or `release(err)` to close it). */
   override connect(): Promise<pg.PoolClient>;
   override connect(callback: ConnectCallback): void;
+  // biome-ignore lint/suspicious/noConfusingVoidType: pg.Pool's own signature
   override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | void {
     const lending = this.#connect();
     if (!callback) return this.#promise(lending.then((l) => l.client));

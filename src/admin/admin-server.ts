@@ -87,7 +87,12 @@ export interface AdminServer {
 }
 
 const optionsSchema = z.strictObject({
-  port: z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be from 0 to 65535' }).max(65_535, { error: 'must be from 0 to 65535' }).optional(),
+  port: z
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(0, { error: 'must be from 0 to 65535' })
+    .max(65_535, { error: 'must be from 0 to 65535' })
+    .optional(),
   host: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
   token: z
     .string({ error: 'must be a string' })
@@ -96,7 +101,12 @@ const optionsSchema = z.strictObject({
     .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces (it travels in an HTTP header)' })
     .optional(),
   allowUnauthenticatedReads: z.boolean({ error: 'must be true or false' }).optional(),
-  maxBodyBytes: z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(256, { error: 'must be from 256 to 16777216' }).max(16 * 1024 * 1024, { error: 'must be from 256 to 16777216' }).optional(),
+  maxBodyBytes: z
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(256, { error: 'must be from 256 to 16777216' })
+    .max(16 * 1024 * 1024, { error: 'must be from 256 to 16777216' })
+    .optional(),
   logger: z.any().optional(),
   maxConnections: wholeNumber(1, 10_000).optional(),
   headersTimeoutMs: wholeNumber(100, 600_000, ' (milliseconds)').optional(),
@@ -123,7 +133,11 @@ export async function startAdminServer(db: AdminPools, options: AdminServerOptio
     const issues: ConfigIssue[] = parsed.error.issues.map((i) => {
       const key = String(i.path[0] ?? '');
       const raw = key ? (options as Record<string, unknown>)[key] : options;
-      return { path: `adminServer.${i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '')}`, value: key === 'token' ? REDACTED : isEchoable(raw) || typeof raw === 'string' ? raw : undefined, rule: i.code === 'unrecognized_keys' ? 'is not a known option' : i.message };
+      return {
+        path: `adminServer.${i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '')}`,
+        value: key === 'token' ? REDACTED : isEchoable(raw) || typeof raw === 'string' ? raw : undefined,
+        rule: i.code === 'unrecognized_keys' ? 'is not a known option' : i.message,
+      };
     });
     throw new InvalidConfigError(issues, 'the admin server');
   }
@@ -145,7 +159,13 @@ export async function startAdminServer(db: AdminPools, options: AdminServerOptio
   }
   if (allowUnauthenticatedReads && !isLoopback(host)) {
     throw new InvalidConfigError(
-      [{ path: 'adminServer.allowUnauthenticatedReads', value: true, rule: `is allowed on a loopback host only (host is ${JSON.stringify(host)}): set a token instead` }],
+      [
+        {
+          path: 'adminServer.allowUnauthenticatedReads',
+          value: true,
+          rule: `is allowed on a loopback host only (host is ${JSON.stringify(host)}): set a token instead`,
+        },
+      ],
       'the admin server',
     );
   }
@@ -162,7 +182,10 @@ export async function startAdminServer(db: AdminPools, options: AdminServerOptio
           'this admin endpoint was started without a token, so restart, cleanup and config changes are off: start it with startAdminServer({ token })',
         );
       }
-      if (allowUnauthenticatedReads) return requireLoopbackHostHeader(req);
+      if (allowUnauthenticatedReads) {
+        requireLoopbackHostHeader(req);
+        return;
+      }
       throw new AdminHttpError(
         401,
         'UNAUTHORIZED',
@@ -172,7 +195,10 @@ export async function startAdminServer(db: AdminPools, options: AdminServerOptio
       );
     }
     if (header === undefined) {
-      if (route.access === 'read' && allowUnauthenticatedReads) return requireLoopbackHostHeader(req);
+      if (route.access === 'read' && allowUnauthenticatedReads) {
+        requireLoopbackHostHeader(req);
+        return;
+      }
       throw new AdminHttpError(401, 'UNAUTHORIZED', 'missing bearer token: send "Authorization: Bearer <token>"', undefined, {
         'www-authenticate': 'Bearer realm="db-pool-admin"',
       });
@@ -318,7 +344,8 @@ function toHttpError(err: unknown, logger: Pick<Console, 'warn'> | null): AdminH
   }
   if (err instanceof DbPoolError) {
     // Library messages are written to be shown (they never contain a password).
-    const status = err.code === 'POOL_NOT_FOUND' ? 404 : err.code === 'POOL_CLOSED' || err.code === 'CIRCUIT_OPEN' || err.code === 'CONNECTION_FAILED' ? 503 : 500;
+    const status =
+      err.code === 'POOL_NOT_FOUND' ? 404 : err.code === 'POOL_CLOSED' || err.code === 'CIRCUIT_OPEN' || err.code === 'CONNECTION_FAILED' ? 503 : 500;
     return new AdminHttpError(status, err.code, err.message);
   }
   logger?.warn(`[db-pool-otel] admin: internal error: ${err instanceof Error ? err.message : String(err)}`);
@@ -345,6 +372,10 @@ function requireLoopbackHostHeader(req: IncomingMessage): void {
   const hostHeader = req.headers.host ?? '';
   const name = hostHeader.startsWith('[') ? hostHeader.slice(0, hostHeader.indexOf(']') + 1) : hostHeader.split(':')[0]!;
   if (!isLoopback(name)) {
-    throw new AdminHttpError(401, 'UNAUTHORIZED', 'unauthenticated reads are served only to requests addressed to a loopback host name (Host header): send a bearer token');
+    throw new AdminHttpError(
+      401,
+      'UNAUTHORIZED',
+      'unauthenticated reads are served only to requests addressed to a loopback host name (Host header): send a bearer token',
+    );
   }
 }

@@ -62,7 +62,11 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   }
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
-    throw new AdminHttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `request body must be JSON with content-type application/json (got ${type ? JSON.stringify(type.slice(0, 80)) : 'none'})`);
+    throw new AdminHttpError(
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+      `request body must be JSON with content-type application/json (got ${type ? JSON.stringify(type.slice(0, 80)) : 'none'})`,
+    );
   }
   const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding !== 'identity') {

@@ -282,7 +282,6 @@ function intParam(query: URLSearchParams, name: string, range: { min: number; ma
   return n;
 }
 
-
 /** Only scalars that cannot carry a secret are echoed back in issues. */
 export function isEchoable(value: unknown): value is number | boolean | null {
   return value === null || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));

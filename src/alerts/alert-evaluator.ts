@@ -306,7 +306,15 @@ export class AlertEvaluator {
     const out: ActiveAlert[] = [];
     for (const e of this.#episodes.values()) {
       if (!e.firing) continue;
-      out.push({ kind: e.kind, poolId: e.poolId, dedupKey: alertDedupKey(e.poolId, e.kind), since: e.since, firedAt: e.firedAt, value: e.value, peakValue: e.peakValue });
+      out.push({
+        kind: e.kind,
+        poolId: e.poolId,
+        dedupKey: alertDedupKey(e.poolId, e.kind),
+        since: e.since,
+        firedAt: e.firedAt,
+        value: e.value,
+        peakValue: e.peakValue,
+      });
     }
     return out.sort((a, b) => a.firedAt.localeCompare(b.firedAt));
   }
@@ -362,7 +370,15 @@ export class AlertEvaluator {
   }
 
   /** One rule, one pool, one sample: start, fire, continue or end an episode. */
-  #step(poolId: string, kind: AlertKind, obs: Observation, cfg: Required<AlertRuleOptions>, now: number, metrics: Record<string, unknown>, epoch: number): Promise<void>[] {
+  #step(
+    poolId: string,
+    kind: AlertKind,
+    obs: Observation,
+    cfg: Required<AlertRuleOptions>,
+    now: number,
+    metrics: Record<string, unknown>,
+    epoch: number,
+  ): Promise<void>[] {
     const key = episodeKey(poolId, kind);
     const e = this.#episodes.get(key);
     if (!obs.holds) {
@@ -370,7 +386,16 @@ export class AlertEvaluator {
       this.#episodes.delete(key);
       return e.firing ? this.#resolve(e, now, 'cleared', epoch) : [];
     }
-    const episode: Episode = e ?? { poolId, kind, sinceMono: now, since: new Date().toISOString(), firing: false, firedAt: '', value: obs.value, peakValue: obs.value };
+    const episode: Episode = e ?? {
+      poolId,
+      kind,
+      sinceMono: now,
+      since: new Date().toISOString(),
+      firing: false,
+      firedAt: '',
+      value: obs.value,
+      peakValue: obs.value,
+    };
     if (!e) this.#episodes.set(key, episode);
     episode.peakValue = Math.max(episode.peakValue, obs.value);
     if (episode.firing || now - episode.sinceMono < cfg.forMs) return [];
@@ -389,7 +414,9 @@ export class AlertEvaluator {
     };
     const fired: Fired = { context, error: obs.error, leaked: kind === 'LeakSuspected' ? this.#leakedConnection(poolId) : undefined };
     const { method, call } = HANDLER_CALLS[kind];
-    return this.#handlers.map((h, i) => this.#enqueue(i, poolId, kind, `${h.constructor.name}.${method}`, epoch, (signal) => call(h, withSignal(fired, signal))));
+    return this.#handlers.map((h, i) =>
+      this.#enqueue(i, poolId, kind, `${h.constructor.name}.${method}`, epoch, (signal) => call(h, withSignal(fired, signal))),
+    );
   }
 
   #resolve(e: Episode, now: number, reason: ResolvedAlert['reason'], epoch: number): Promise<void>[] {
@@ -406,7 +433,9 @@ export class AlertEvaluator {
       peakValue: e.peakValue,
       reason,
     };
-    return this.#handlers.map((h, i) => this.#enqueue(i, poolId, kind, `${h.constructor.name}.handleResolved`, epoch, (signal) => h.handleResolved(signalled({ ...resolved }, signal))));
+    return this.#handlers.map((h, i) =>
+      this.#enqueue(i, poolId, kind, `${h.constructor.name}.handleResolved`, epoch, (signal) => h.handleResolved(signalled({ ...resolved }, signal))),
+    );
   }
 
   /**
@@ -580,8 +609,14 @@ const HANDLER_CALLS: Record<AlertKind, { method: string; call: (h: AlertHandler,
   HighQueryLatency: { method: 'handleHighLatency', call: (h, { context }) => h.handleHighLatency(context.poolId, context.value, context) },
   ConnectionExhaustion: { method: 'handleConnectionExhaustion', call: (h, { context }) => h.handleConnectionExhaustion(context.poolId, context) },
   HighErrorRate: { method: 'handleHighErrorRate', call: (h, { context }) => h.handleHighErrorRate(context.poolId, context.value, context) },
-  PoolDown: { method: 'handlePoolDown', call: (h, { context, error }) => h.handlePoolDown(context.poolId, new Error(error ?? 'the pool cannot reach its server'), context) },
-  LeakSuspected: { method: 'handleLeakSuspected', call: (h, { context, leaked }) => h.handleLeakSuspected(context.poolId, leaked ?? { id: -1, activeDurationMs: 0 }, context) },
+  PoolDown: {
+    method: 'handlePoolDown',
+    call: (h, { context, error }) => h.handlePoolDown(context.poolId, new Error(error ?? 'the pool cannot reach its server'), context),
+  },
+  LeakSuspected: {
+    method: 'handleLeakSuspected',
+    call: (h, { context, leaked }) => h.handleLeakSuspected(context.poolId, leaked ?? { id: -1, activeDurationMs: 0 }, context),
+  },
 };
 
 /** `value` with a `signal` property that JSON, `util.inspect` and deep comparisons do not see. */
@@ -604,16 +639,28 @@ function snapshot(m: AlertMetrics): Record<string, unknown> {
 
 function isPoolActions(source: unknown): source is PoolActions {
   const s = source as Partial<Record<keyof PoolActions, unknown>>;
-  return typeof s.getPoolConfig === 'function' && typeof s.updatePoolConfig === 'function' && typeof s.optimizePoolSize === 'function' && typeof s.cleanupPool === 'function';
+  return (
+    typeof s.getPoolConfig === 'function' &&
+    typeof s.updatePoolConfig === 'function' &&
+    typeof s.optimizePoolSize === 'function' &&
+    typeof s.cleanupPool === 'function'
+  );
 }
 
-function resolveOptions(options: unknown): { intervalMs: number; probe: boolean; handlerTimeoutMs: number; stopTimeoutMs: number; rules: Record<AlertRuleName, Required<AlertRuleOptions>> } {
+function resolveOptions(options: unknown): {
+  intervalMs: number;
+  probe: boolean;
+  handlerTimeoutMs: number;
+  stopTimeoutMs: number;
+  rules: Record<AlertRuleName, Required<AlertRuleOptions>>;
+} {
   const issues: ConfigIssue[] = [];
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new InvalidConfigError([{ path: '(options)', value: options, rule: 'must be an object' }], 'AlertEvaluator');
   }
   const o = options as Record<string, unknown>;
-  for (const key of Object.keys(o)) if (!EVALUATOR_KEYS.includes(key)) issues.push({ path: key, value: undefined, rule: `is not a known option (known: ${EVALUATOR_KEYS.join(', ')})` });
+  for (const key of Object.keys(o))
+    if (!EVALUATOR_KEYS.includes(key)) issues.push({ path: key, value: undefined, rule: `is not a known option (known: ${EVALUATOR_KEYS.join(', ')})` });
   let intervalMs: number = ALERT_EVALUATOR_DEFAULTS.intervalMs;
   if (o.intervalMs !== undefined) {
     if (typeof o.intervalMs !== 'number' || !Number.isInteger(o.intervalMs) || o.intervalMs < 10 || o.intervalMs > 3_600_000) {
@@ -646,7 +693,9 @@ function resolveOptions(options: unknown): { intervalMs: number; probe: boolean;
         }
         const r = ruleSchema.safeParse(cfg);
         if (!r.success) {
-          issues.push(...zodIssues(r.error.issues, cfg, { prefix: `rules.${name}`, unknownRule: 'is not a known setting (enabled, threshold, forMs)', required: false }));
+          issues.push(
+            ...zodIssues(r.error.issues, cfg, { prefix: `rules.${name}`, unknownRule: 'is not a known setting (enabled, threshold, forMs)', required: false }),
+          );
           continue;
         }
         const rule = rules[name as AlertRuleName];

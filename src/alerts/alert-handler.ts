@@ -265,7 +265,15 @@ export class AlertHandler {
       dedupKey: alert.dedupKey,
       resolve: true,
       message: `Pool "${alert.poolId}": ${alert.kind} ${why}`,
-      details: { since: alert.since, firedAt: alert.firedAt, resolvedAt: alert.resolvedAt, durationMs: Math.round(alert.durationMs), reason: alert.reason, value: round3(alert.value), peakValue: round3(alert.peakValue) },
+      details: {
+        since: alert.since,
+        firedAt: alert.firedAt,
+        resolvedAt: alert.resolvedAt,
+        durationMs: Math.round(alert.durationMs),
+        reason: alert.reason,
+        value: round3(alert.value),
+        peakValue: round3(alert.peakValue),
+      },
       signal: alert.signal,
     });
   }
@@ -317,7 +325,17 @@ export class AlertHandler {
         return { name, outcome: { channel: name, type: 'unknown', ok: false, attempts: 0, durationMs: 0, error } };
       }
       if (gate && ALERT_LEVELS.indexOf(level) < ALERT_LEVELS.indexOf(channel.minLevel)) {
-        return { name, outcome: { channel: name, type: channel.type, ok: false, skipped: `level ${level} is below the channel's minLevel ${channel.minLevel}`, attempts: 0, durationMs: 0 } };
+        return {
+          name,
+          outcome: {
+            channel: name,
+            type: channel.type,
+            ok: false,
+            skipped: `level ${level} is below the channel's minLevel ${channel.minLevel}`,
+            attempts: 0,
+            durationMs: 0,
+          },
+        };
       }
       return { name, channel };
     });
@@ -347,7 +365,14 @@ export class AlertHandler {
     );
     const durationMs = Math.round(performance.now() - started);
     if (outcome.ok) return { channel: channel.name, type: channel.type, ok: true, attempts: outcome.attempts, durationMs };
-    return { channel: channel.name, type: channel.type, ok: false, attempts: outcome.attempts, durationMs, error: this.#scrubber.scrub(describeError(outcome.error)) };
+    return {
+      channel: channel.name,
+      type: channel.type,
+      ok: false,
+      attempts: outcome.attempts,
+      durationMs,
+      error: this.#scrubber.scrub(describeError(outcome.error)),
+    };
   }
 
   #remember(dedupKey: string, level: AlertLevel, channels: string[]): void {
@@ -388,7 +413,11 @@ export class AlertHandler {
 
   /** Raises `max` by half (auto-tuning's scale-up factor, rounded up), to at most 200; never lowers it. */
   async emergencyScaleUp(poolId: string): Promise<ScaleResult> {
-    return this.#resize(poolId, (max) => Math.max(max, Math.min(EMERGENCY_MAX_CONNECTIONS, Math.ceil(max * AUTO_TUNE_DEFAULTS.scaleUpFactor))), 'emergencyScaleUp');
+    return this.#resize(
+      poolId,
+      (max) => Math.max(max, Math.min(EMERGENCY_MAX_CONNECTIONS, Math.ceil(max * AUTO_TUNE_DEFAULTS.scaleUpFactor))),
+      'emergencyScaleUp',
+    );
   }
 
   /** Raises `max` by a quarter (at least one connection). */
@@ -415,7 +444,13 @@ export class AlertHandler {
   #target(): PoolActions {
     if (this.#db) return this.#db;
     throw new InvalidConfigError(
-      [{ path: 'alertHandler', value: undefined, rule: 'is not attached to a DatabasePool: pass it in new DatabasePool({ alertHandlers }) or call handler.attach(db)' }],
+      [
+        {
+          path: 'alertHandler',
+          value: undefined,
+          rule: 'is not attached to a DatabasePool: pass it in new DatabasePool({ alertHandlers }) or call handler.attach(db)',
+        },
+      ],
       this.constructor.name,
     );
   }

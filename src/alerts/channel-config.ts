@@ -155,7 +155,10 @@ export interface ValidatedHandlerOptions {
 export function validateHandlerOptions(input: unknown): ValidatedHandlerOptions {
   const issues: ConfigIssue[] = [];
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw new InvalidConfigError([{ path: '(options)', value: describeShape(input), rule: 'must be an object { channels?, retry?, timeoutMs?, logger?, source? }' }], 'AlertHandler');
+    throw new InvalidConfigError(
+      [{ path: '(options)', value: describeShape(input), rule: 'must be an object { channels?, retry?, timeoutMs?, logger?, source? }' }],
+      'AlertHandler',
+    );
   }
   const o = input as Record<string, unknown>;
   for (const key of Object.keys(o)) {
@@ -209,7 +212,11 @@ function parseChannel(cfg: unknown, base: string, issues: ConfigIssue[]): Channe
   }
   const type = (cfg as { type?: unknown }).type;
   if (typeof type !== 'string' || !(CHANNEL_TYPES as string[]).includes(type)) {
-    issues.push({ path: `${base}.type`, value: type, rule: type === undefined ? 'is required: webhook, slack, pagerduty or email' : 'must be webhook, slack, pagerduty or email' });
+    issues.push({
+      path: `${base}.type`,
+      value: type,
+      rule: type === undefined ? 'is required: webhook, slack, pagerduty or email' : 'must be webhook, slack, pagerduty or email',
+    });
     return undefined;
   }
   const schema = schemas[type as keyof typeof schemas];

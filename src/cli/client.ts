@@ -55,12 +55,7 @@ export function displayUrl(url: URL): string {
 }
 
 /** Sends one request. Resolves with the parsed JSON of a 2xx answer; throws a CliError otherwise. */
-export async function request<T>(
-  endpoint: Endpoint,
-  method: 'GET' | 'POST' | 'PATCH',
-  path: string,
-  body?: unknown,
-): Promise<AdminResponse<T>> {
+export async function request<T>(endpoint: Endpoint, method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown): Promise<AdminResponse<T>> {
   const base = endpoint.url;
   const target = new URL(base.href);
   target.pathname = `${base.pathname.replace(/\/+$/, '')}${path.split('?')[0]}`;
@@ -81,7 +76,9 @@ export async function request<T>(
     const req = lib.request(target, { method, headers, agent: false, timeout: endpoint.timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT_DBPOOL' })));

@@ -139,7 +139,11 @@ export function duration(msValue: number): string {
  * included) become one space, other control characters are escaped.
  */
 export function clip(text: unknown, max = 80): string {
-  const s = escapeControls(String(text ?? '').replace(/\s+/g, ' ').trim());
+  const s = escapeControls(
+    String(text ?? '')
+      .replace(/\s+/g, ' ')
+      .trim(),
+  );
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 

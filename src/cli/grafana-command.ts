@@ -62,7 +62,8 @@ export function packageGrafanaDir(): string {
 /** Reads the shipped files, renders them and writes them to `out` (created if missing; existing copies are replaced). */
 export async function writeGrafanaCopies(options: GrafanaCommandOptions, cwd: string, from: string = packageGrafanaDir()): Promise<GrafanaCommandResult> {
   const out = resolvePath(cwd, options.out);
-  if (out === resolvePath(from)) throw new CliError(EXIT.usage, `grafana: --out ${out} is the package's own grafana/ directory, which it renders from: choose another`);
+  if (out === resolvePath(from))
+    throw new CliError(EXIT.usage, `grafana: --out ${out} is the package's own grafana/ directory, which it renders from: choose another`);
   const shipped = {} as GrafanaFiles;
   for (const [key, name] of Object.entries(GRAFANA_FILES) as Array<[keyof GrafanaFiles, string]>) {
     try {

@@ -167,7 +167,9 @@ export function seriesMapping(options: GrafanaRenderOptions = {}): Map<string, s
   for (const instrument of INSTRUMENTS) {
     const from = seriesNames(instrument);
     const to = seriesNames(instrument, options);
-    from.forEach((name, i) => map.set(name, to[i]!));
+    from.forEach((name, i) => {
+      map.set(name, to[i]!);
+    });
   }
   return map;
 }
@@ -198,12 +200,14 @@ export function normalizeOptions(options: GrafanaRenderOptions): Required<Grafan
       throw new GrafanaRenderError('runbook base must be an absolute http(s) URL, e.g. https://git.example.com/platform/db-pool-otel/-/blob/main');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new GrafanaRenderError('runbook base must start with http:// or https://');
-    if (url.username !== '' || url.password !== '') throw new GrafanaRenderError('runbook base must not hold credentials (the links are shown to everyone who sees an alert)');
+    if (url.username !== '' || url.password !== '')
+      throw new GrafanaRenderError('runbook base must not hold credentials (the links are shown to everyone who sees an alert)');
     if (url.search !== '' || url.hash !== '' || options.runbookBase.includes('#') || options.runbookBase.includes('?')) {
       throw new GrafanaRenderError('runbook base must have no query or fragment: /docs/runbooks.md#runbook-<alert> is appended to it');
     }
     runbookBase = url.href.replace(/\/+$/, '');
-    if (!SAFE_URL.test(runbookBase)) throw new GrafanaRenderError('runbook base has characters that must be percent-encoded (quotes, spaces, braces, backslashes, ...)');
+    if (!SAFE_URL.test(runbookBase))
+      throw new GrafanaRenderError('runbook base has characters that must be percent-encoded (quotes, spaces, braces, backslashes, ...)');
   }
   return { prefix, runbookBase, naming };
 }

@@ -10,11 +10,35 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_ADMIN_URL, isLoopback, type ConfigChange, type HealthReport, type LeakDiagnosis, type PerformanceDiagnosis, type PoolSummary } from '../admin/protocol.js';
+import {
+  DEFAULT_ADMIN_URL,
+  isLoopback,
+  type ConfigChange,
+  type HealthReport,
+  type LeakDiagnosis,
+  type PerformanceDiagnosis,
+  type PoolSummary,
+} from '../admin/protocol.js';
 import { CliError, EXIT, displayUrl, request, type Endpoint } from './client.js';
 import { grafanaText, writeGrafanaCopies, type GrafanaCommandOptions } from './grafana-command.js';
 import { DEFAULT_RUNBOOK_BASE, METRIC_NAMINGS } from './grafana-render.js';
-import { age, clip, duration, escapeControls, human, joined, jsonText, keyValues, metricsFileName, ms, num, pct, table, terminalSafe, type Rendered } from './format.js';
+import {
+  age,
+  clip,
+  duration,
+  escapeControls,
+  human,
+  joined,
+  jsonText,
+  keyValues,
+  metricsFileName,
+  ms,
+  num,
+  pct,
+  table,
+  terminalSafe,
+  type Rendered,
+} from './format.js';
 
 /** Where `run` reads its environment and writes its output (defaults: the process's). */
 export interface CliIo {
@@ -86,7 +110,10 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
       url = new URL(raw);
     } catch {
       // Not echoed: an unparsable URL may hold credentials in a place no pattern reliably strips.
-      throw new CliError(EXIT.usage, `invalid admin endpoint URL (not shown, it may hold credentials): expected e.g. ${DEFAULT_ADMIN_URL} (--url or DB_POOL_ADMIN_URL)`);
+      throw new CliError(
+        EXIT.usage,
+        `invalid admin endpoint URL (not shown, it may hold credentials): expected e.g. ${DEFAULT_ADMIN_URL} (--url or DB_POOL_ADMIN_URL)`,
+      );
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new CliError(EXIT.usage, `invalid admin endpoint URL ${displayUrl(url)}: must start with http:// or https://`);
@@ -101,13 +128,14 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
   /** Adds a command whose action gets the endpoint; what the action returns is the exit code. */
   const command = (nameAndArgs: string, description: string) => program.command(nameAndArgs).description(description);
   const act =
-    <A extends unknown[]>(fn: (ctx: { endpoint: Endpoint; json: boolean }, ...args: A) => Promise<number | void>) =>
-    async (...args: unknown[]) => {
-      const cmd = args[args.length - 1] as Command;
-      const ctx = endpointOf(cmd);
-      const code = await fn(ctx, ...(args.slice(0, -1) as A));
-      exitCode = code ?? EXIT.ok;
-    };
+    // biome-ignore lint/suspicious/noConfusingVoidType: actions that print and return nothing are the common case
+      <A extends unknown[]>(fn: (ctx: { endpoint: Endpoint; json: boolean }, ...args: A) => Promise<number | void>) =>
+      async (...args: unknown[]) => {
+        const cmd = args[args.length - 1] as Command;
+        const ctx = endpointOf(cmd);
+        const code = await fn(ctx, ...(args.slice(0, -1) as A));
+        exitCode = code ?? EXIT.ok;
+      };
   const emit = (json: boolean, data: unknown, text: () => Rendered) => print(json ? jsonText(data) : text().text);
 
   command('health', 'probe every pool with SELECT 1 (exit 1 unless all answer)').action(
@@ -124,7 +152,10 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
     }),
   );
 
-  command('budget', "each server's connection budget (max_connections, reserved slots, backends now) and what this app's pools may open of it (exit 1 when over)").action(
+  command(
+    'budget',
+    "each server's connection budget (max_connections, reserved slots, backends now) and what this app's pools may open of it (exit 1 when over)",
+  ).action(
     act(async ({ endpoint, json }) => {
       const { body } = await request<{ pools: PoolSummary[] }>(endpoint, 'GET', '/pools');
       const metrics = await Promise.all(
@@ -149,7 +180,17 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
           ? human`no pools`
           : table(
               ['POOL', 'TOTAL', 'ACTIVE', 'IDLE', 'WAITING', 'MIN', 'MAX', 'UTIL', 'LAST CONNECT ERROR'],
-              body.pools.map((p) => [p.poolId, p.total, p.active, p.idle, p.waiting, p.min, p.max, pct(p.utilization), p.lastConnectError ? clip(p.lastConnectError, 60) : '']),
+              body.pools.map((p) => [
+                p.poolId,
+                p.total,
+                p.active,
+                p.idle,
+                p.waiting,
+                p.min,
+                p.max,
+                pct(p.utilization),
+                p.lastConnectError ? clip(p.lastConnectError, 60) : '',
+              ]),
             ),
       );
     }),
@@ -159,7 +200,10 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
     act(async ({ endpoint, json }, pool: string) => {
       const { body } = await request<{ poolId: string; config: Json; status: Json }>(endpoint, 'GET', `/pools/${enc(pool)}`);
       emit(json, body, () => {
-        const pairs: [string, string][] = Object.entries(body.config).map(([k, v]) => [k, k === 'connection' ? connectionText(v as Json) : typeof v === 'object' ? JSON.stringify(v) : String(v)]);
+        const pairs: [string, string][] = Object.entries(body.config).map(([k, v]) => [
+          k,
+          k === 'connection' ? connectionText(v as Json) : typeof v === 'object' ? JSON.stringify(v) : String(v),
+        ]);
         return human`${keyValues(pairs)}\n\nnow: ${statusLine(body.status)}`;
       });
     }),
@@ -194,7 +238,14 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
             ? human`no slow queries kept for pool ${pool}`
             : table(
                 ['DURATION', 'AT', 'CONN', 'SQLSTATE', 'FINGERPRINT', 'QUERY'],
-                body.slowQueries.map((q) => [ms(q.durationMs), String(q.at), Number(q.connectionId), q.sqlState as string | undefined, String(q.fingerprint), clip(q.text, 100)]),
+                body.slowQueries.map((q) => [
+                  ms(q.durationMs),
+                  String(q.at),
+                  Number(q.connectionId),
+                  q.sqlState as string | undefined,
+                  String(q.fingerprint),
+                  clip(q.text, 100),
+                ]),
               ),
         );
       }),
@@ -234,7 +285,12 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
     .option('--drain-timeout <ms>', 'how long running work may take before its loans are revoked (default 30000)', wholeNumber('--drain-timeout', 0))
     .action(
       act(async ({ endpoint, json }, pool: string, opts: { drainTimeout?: number }) => {
-        const { body } = await request<Json & { status: Json }>(endpoint, 'POST', `/pools/${enc(pool)}/restart`, opts.drainTimeout === undefined ? {} : { drainTimeoutMs: opts.drainTimeout });
+        const { body } = await request<Json & { status: Json }>(
+          endpoint,
+          'POST',
+          `/pools/${enc(pool)}/restart`,
+          opts.drainTimeout === undefined ? {} : { drainTimeoutMs: opts.drainTimeout },
+        );
         emit(json, body, () => human`restarted pool ${pool} in ${ms(body.durationMs)}; now ${statusLine(body.status)}`);
       }),
     );
@@ -280,7 +336,10 @@ export async function run(argv: readonly string[], io: CliIo = {}): Promise<numb
     );
 
   // No admin endpoint: renders the dashboard and rules shipped in the package (grafana-command.ts).
-  command('grafana', 'write the Grafana dashboard, the Prometheus rules and their promtool tests for your metric names and runbook URL (no admin endpoint needed)')
+  command(
+    'grafana',
+    'write the Grafana dashboard, the Prometheus rules and their promtool tests for your metric names and runbook URL (no admin endpoint needed)',
+  )
     .requiredOption('--out <dir>', 'directory to write db-pool-dashboard.json, prometheus-alerts.yml and prometheus-alerts.test.yml to (replaced if there)')
     .option('--prefix <prefix>', "metric name prefix: startPrometheusExporter's prefix or the Collector's namespace (myapp: myapp_db_client_...)")
     .option('--runbook-base <url>', `where docs/runbooks.md is published: links go to <url>/docs/runbooks.md#runbook-<alert> (default ${DEFAULT_RUNBOOK_BASE})`)
@@ -372,10 +431,16 @@ function metricsText(m: Json): Rendered {
   const totals = (m.totals ?? {}) as Record<string, unknown>;
   const lines: [string, string][] = [
     ['pool', `${String(m.poolId)}  (last ${num(m.windowSeconds)} s, ${String(m.timestamp)})`],
-    ['connections', `total ${num(m.totalConnections)}, active ${num(m.activeConnections)}, idle ${num(m.idleConnections)}, opening ${num(m.pendingCreates)} (min ${num(m.minConnections)}, max ${num(m.maxConnections)})`],
+    [
+      'connections',
+      `total ${num(m.totalConnections)}, active ${num(m.activeConnections)}, idle ${num(m.idleConnections)}, opening ${num(m.pendingCreates)} (min ${num(m.minConnections)}, max ${num(m.maxConnections)})`,
+    ],
     ['utilization', pct(m.connectionUtilization)],
     ['waiting', `${num(m.waitingQueueLength)} callers`],
-    ['acquire', `P50 ${ms(m.acquireLatencyP50)}, P95 ${ms(m.acquireLatencyP95)}, P99 ${ms(m.acquireLatencyP99)}, max ${ms(m.acquireLatencyMax)}; ${num(m.acquireTimeouts)} timeouts`],
+    [
+      'acquire',
+      `P50 ${ms(m.acquireLatencyP50)}, P95 ${ms(m.acquireLatencyP95)}, P99 ${ms(m.acquireLatencyP99)}, max ${ms(m.acquireLatencyMax)}; ${num(m.acquireTimeouts)} timeouts`,
+    ],
     ['queries', `${num(m.queriesPerSecond, 1)}/s, ${num(m.queriesInWindow)} in the window`],
     ['query latency', `P50 ${ms(m.latencyP50)}, P95 ${ms(m.latencyP95)}, P99 ${ms(m.latencyP99)}, mean ${ms(m.latencyMean)}, max ${ms(m.latencyMax)}`],
     ['errors', `${pct(m.errorRate)} (${num(m.errorsInWindow)} in the window)`],
@@ -383,7 +448,12 @@ function metricsText(m: Json): Rendered {
     ['leaks', `${num(m.leakedConnections)} loans held past the threshold`],
     ['last connect error', m.lastConnectError ? clip(m.lastConnectError, 120) : '-'],
     ['server budget', budgetLine(m.serverBudget)],
-    ['since start', Object.entries(totals).map(([k, v]) => `${k} ${String(v)}`).join(', ')],
+    [
+      'since start',
+      Object.entries(totals)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(', '),
+    ],
   ];
   return keyValues(lines);
 }
@@ -445,13 +515,27 @@ function budgetText(r: { servers: BudgetRow[]; notReadYet: string[] }): Rendered
     out.push(
       table(
         ['SERVER', 'VIA', 'MAX_CONN', 'RESERVED', 'USABLE', 'BACKENDS', 'APP MAX', 'APP OPEN', 'SHARE', 'POOLS'],
-        r.servers.map((s) => [s.server, s.via, s.maxConnections, s.reservedConnections, s.usableConnections, s.backends ?? '-', s.instanceMax, s.instanceOpen, pct(s.share), clip(s.poolIds.join(','), 60)]),
+        r.servers.map((s) => [
+          s.server,
+          s.via,
+          s.maxConnections,
+          s.reservedConnections,
+          s.usableConnections,
+          s.backends ?? '-',
+          s.instanceMax,
+          s.instanceOpen,
+          pct(s.share),
+          clip(s.poolIds.join(','), 60),
+        ]),
       ),
     );
     for (const s of r.servers.filter((x) => x.overBudget)) {
-      out.push(human`warning: the pools of this app may open ${s.instanceMax} connections to ${s.server}, which has ${s.usableConnections} usable slots: lower their max (db-pool resize <pool> --max N)`);
+      out.push(
+        human`warning: the pools of this app may open ${s.instanceMax} connections to ${s.server}, which has ${s.usableConnections} usable slots: lower their max (db-pool resize <pool> --max N)`,
+      );
     }
-    if (r.servers.some((s) => s.via === 'pooler')) out.push(human`via pooler: read through a transaction pooler; the pools' connections go to the pooler, not the server, and are not counted against it`);
+    if (r.servers.some((s) => s.via === 'pooler'))
+      out.push(human`via pooler: read through a transaction pooler; the pools' connections go to the pooler, not the server, and are not counted against it`);
   }
   if (r.notReadYet.length > 0) out.push(human`not read yet (no connection so far): ${clip(r.notReadYet.join(', '), 200)}`);
   return joined(out);
@@ -463,7 +547,7 @@ function budgetLine(value: unknown): string {
   const b = value as Json;
   const instance = (b.instance ?? {}) as Json;
   const reserved = Number(b.superuserReservedConnections) + Number(b.reservedConnections ?? 0);
-  const via = b.via === 'pooler' ? ' [through a pooler: the pool\'s connections go to the pooler]' : '';
+  const via = b.via === 'pooler' ? " [through a pooler: the pool's connections go to the pooler]" : '';
   return (
     `${num(b.usableConnections)} usable of max_connections ${num(b.maxConnections)} (${num(reserved)} reserved), ${b.backends === null ? '?' : num(b.backends)} backends now; ` +
     `this process's pools may open ${num(instance.max)} (${num(instance.open)} open)${b.overBudget === true ? ' - OVER BUDGET' : ''}${via}`

@@ -33,8 +33,18 @@ const CACHE_ENTRIES = 16;
 
 /** Settings that are numbers: an interpolated `"20"` becomes 20 for these. */
 const NUMERIC_KEYS = new Set([
-  'port', 'min', 'max', 'acquireTimeoutMs', 'queryTimeoutMs', 'idleTimeoutMs', 'maxLifetimeMs',
-  'maxWaitingClients', 'leakDetectionThresholdMs', 'leakReclaimMs', 'slowQueryThresholdMs', 'metricsWindowMs',
+  'port',
+  'min',
+  'max',
+  'acquireTimeoutMs',
+  'queryTimeoutMs',
+  'idleTimeoutMs',
+  'maxLifetimeMs',
+  'maxWaitingClients',
+  'leakDetectionThresholdMs',
+  'leakReclaimMs',
+  'slowQueryThresholdMs',
+  'metricsWindowMs',
 ]);
 const BOOLEAN_KEYS = new Set(['validateOnBorrow', 'ssl', 'rejectUnauthorized', 'transactionPooling']);
 const VAR_NAME = /[A-Za-z_][A-Za-z0-9_]*/y;
@@ -55,10 +65,7 @@ export interface ConfigFileContents {
  * // pools.yaml:  pools: { main: { connection: { connectionString: "${DATABASE_URL}" }, max: 20 } }
  * const { pools } = loadConfigFile('pools.yaml');
  */
-export async function loadConfigFile(
-  file: string,
-  options: { env?: NodeJS.ProcessEnv; only?: string } = {},
-): Promise<ConfigFileContents> {
+export async function loadConfigFile(file: string, options: { env?: NodeJS.ProcessEnv; only?: string } = {}): Promise<ConfigFileContents> {
   const env = options.env ?? process.env;
   const doc = await parsedFile(file);
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
@@ -73,7 +80,11 @@ export async function loadConfigFile(
   const issues: ConfigIssue[] = [];
   for (const [id, raw] of Object.entries(rawPools)) {
     if (!isPoolId(id)) {
-      issues.push({ path: `pools.${safeKey(id)}`, value: undefined, rule: 'is not a valid pool id: 1-64 characters of letters, digits, "_", ".", ":" or "-", starting with a letter or digit' });
+      issues.push({
+        path: `pools.${safeKey(id)}`,
+        value: undefined,
+        rule: 'is not a valid pool id: 1-64 characters of letters, digits, "_", ".", ":" or "-", starting with a letter or digit',
+      });
       continue;
     }
     // Each pool is interpolated on its own: an unset variable in one pool does not block the others.
@@ -103,7 +114,7 @@ async function parsedFile(file: string): Promise<unknown> {
   const bytes = readCapped(file);
   const key = resolve(file);
   let entry = parsed.get(key);
-  if (!entry || !entry.bytes.equals(bytes)) entry = parse(file, bytes, file.endsWith('.json') ? undefined : await loadYaml());
+  if (!entry?.bytes.equals(bytes)) entry = parse(file, bytes, file.endsWith('.json') ? undefined : await loadYaml());
   // Least recently used first in the map: a hit moves to the end, a full cache drops the first.
   parsed.delete(key);
   if (parsed.size >= CACHE_ENTRIES) parsed.delete(parsed.keys().next().value!);
@@ -128,7 +139,9 @@ function readCapped(file: string): Buffer {
   } catch (err) {
     if (err instanceof InvalidConfigError) throw err;
     const code = (err as { code?: string }).code;
-    throw new InvalidConfigError([{ path: 'configFile', value: file, rule: code === 'ENOENT' ? 'file does not exist' : `cannot be read (${code ?? 'error'})` }]);
+    throw new InvalidConfigError([
+      { path: 'configFile', value: file, rule: code === 'ENOENT' ? 'file does not exist' : `cannot be read (${code ?? 'error'})` },
+    ]);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -149,7 +162,10 @@ function parse(file: string, bytes: Buffer, yaml: Yaml | undefined): CachedParse
     return { bytes, doc: result.doc };
   } catch (err) {
     // A parser that recursed too deep, or an alias bomb: refused, never the parser's own words (they may quote the file).
-    const rule = err instanceof RangeError ? 'is nested too deeply to be read' : `could not be read as ${json ? 'JSON' : 'YAML'} (${err instanceof Error ? err.name : 'error'})`;
+    const rule =
+      err instanceof RangeError
+        ? 'is nested too deeply to be read'
+        : `could not be read as ${json ? 'JSON' : 'YAML'} (${err instanceof Error ? err.name : 'error'})`;
     return { bytes, issues: [{ path: 'configFile', value: file, rule }] };
   }
 }

@@ -109,7 +109,9 @@ export interface PoolConfig {
    * The client class connections are made with (pg.Pool's `Client`): a `pg.Client` subclass, e.g.
    * one that adds driver options; default `pg.Client`. It is given the pool's client settings.
    */
-  Client?: new (config: pg.ClientConfig) => pg.Client;
+  Client?: new (
+    config: pg.ClientConfig,
+  ) => pg.Client;
 }
 
 /** A config with every default filled in. */
@@ -146,28 +148,33 @@ const tlsSchema = z.strictObject({
 });
 
 const connectionSchema = z
-  .strictObject({
-    connectionString: str()
-      .refine(isPostgresUrl, { error: 'must be a postgres:// or postgresql:// URL with a host: postgres://user:password@host:port/database' })
-      .optional(),
-    host: nonEmptyStr().optional(),
-    port: int(1, 65_535).optional(),
-    user: nonEmptyStr().optional(),
-    password: z
-      .union([str(), z.custom<() => string | Promise<string>>((v) => typeof v === 'function')], {
-        error: 'must be a string, or a function returning the password (or a promise of it)',
-      })
-      .optional(),
-    database: nonEmptyStr().optional(),
-    ssl: z.union([z.boolean(), tlsSchema], { error: 'must be true, false or TLS options' }).optional(),
-    keepAlive: z.boolean({ error: 'must be true or false' }).optional(),
-    keepAliveInitialDelayMillis: int(0, 86_400_000, ' ms').optional(),
-    statement_timeout: int(0, 2_147_483_647, ' ms').optional(),
-    lock_timeout: int(0, 2_147_483_647, ' ms').optional(),
-    idle_in_transaction_session_timeout: int(0, 2_147_483_647, ' ms').optional(),
-    options: str().max(4_096, { error: 'must be at most 4096 characters' }).optional(),
-    stream: z.custom<() => NodeJS.ReadWriteStream>((v) => typeof v === 'function', { error: 'must be a function returning a new socket or duplex stream' }).optional(),
-  }, { error: 'must be an object with connectionString or host' })
+  .strictObject(
+    {
+      connectionString: str()
+        .refine(isPostgresUrl, { error: 'must be a postgres:// or postgresql:// URL with a host: postgres://user:password@host:port/database' })
+        .optional(),
+      host: nonEmptyStr().optional(),
+      port: int(1, 65_535).optional(),
+      user: nonEmptyStr().optional(),
+      password: z
+        .union([str(), z.custom<() => string | Promise<string>>((v) => typeof v === 'function')], {
+          error: 'must be a string, or a function returning the password (or a promise of it)',
+        })
+        .optional(),
+      database: nonEmptyStr().optional(),
+      ssl: z.union([z.boolean(), tlsSchema], { error: 'must be true, false or TLS options' }).optional(),
+      keepAlive: z.boolean({ error: 'must be true or false' }).optional(),
+      keepAliveInitialDelayMillis: int(0, 86_400_000, ' ms').optional(),
+      statement_timeout: int(0, 2_147_483_647, ' ms').optional(),
+      lock_timeout: int(0, 2_147_483_647, ' ms').optional(),
+      idle_in_transaction_session_timeout: int(0, 2_147_483_647, ' ms').optional(),
+      options: str().max(4_096, { error: 'must be at most 4096 characters' }).optional(),
+      stream: z
+        .custom<() => NodeJS.ReadWriteStream>((v) => typeof v === 'function', { error: 'must be a function returning a new socket or duplex stream' })
+        .optional(),
+    },
+    { error: 'must be an object with connectionString or host' },
+  )
   .refine((c) => c.connectionString !== undefined || c.host !== undefined, {
     error: 'needs connectionString or host',
   });
@@ -175,37 +182,44 @@ const connectionSchema = z
 const poolIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 
 const poolSchema = z
-  .strictObject({
-    connection: connectionSchema,
-    min: int(0, 10_000).optional(),
-    max: int(1, 10_000).optional(),
-    acquireTimeoutMs: ms(1, HOUR).optional(),
-    queryTimeoutMs: ms(0, 24 * HOUR).optional(),
-    idleTimeoutMs: ms(0, 24 * HOUR).optional(),
-    maxLifetimeMs: ms(0, 7 * 24 * HOUR)
-      .refine((v) => v === 0 || v >= 1_000, { error: 'must be 0 (never) or at least 1000 (milliseconds)' })
-      .optional(),
-    maxWaitingClients: int(0, 10_000_000).optional(),
-    validateOnBorrow: bool().optional(),
-    leakDetectionThresholdMs: ms(0, 24 * HOUR).optional(),
-    leakReclaimMs: ms(0, 24 * HOUR).optional(),
-    slowQueryThresholdMs: ms(0, 24 * HOUR).optional(),
-    metricsWindowMs: ms(1_000, HOUR).optional(),
-    backup: z
-      .union([z.string().regex(poolIdPattern, { error: 'must be a pool id (1-64 letters, digits, "_", ".", ":" or "-") or a connection object' }), connectionSchema], {
-        error: 'must be a pool id or a connection object',
-      })
-      .optional(),
-    applicationName: str()
-      .max(63, { error: 'must be at most 63 characters (PostgreSQL truncates longer names)' })
-      .optional(),
-    readReplicas: z.array(connectionSchema, { error: 'must be a list of connections' }).optional(),
-    transactionPooling: bool().optional(),
-    maxUses: int(0, 1_000_000_000).optional(),
-    onConnect: z.custom<PoolConfig['onConnect']>((v) => typeof v === 'function', { error: 'must be a function (client) => void | Promise<void>' }).optional(),
-    allowExitOnIdle: bool().optional(),
-    Client: z.custom<PoolConfig['Client']>((v) => typeof v === 'function', { error: 'must be a client class (pg.Client or a subclass)' }).optional(),
-  }, { error: 'must be an object' })
+  .strictObject(
+    {
+      connection: connectionSchema,
+      min: int(0, 10_000).optional(),
+      max: int(1, 10_000).optional(),
+      acquireTimeoutMs: ms(1, HOUR).optional(),
+      queryTimeoutMs: ms(0, 24 * HOUR).optional(),
+      idleTimeoutMs: ms(0, 24 * HOUR).optional(),
+      maxLifetimeMs: ms(0, 7 * 24 * HOUR)
+        .refine((v) => v === 0 || v >= 1_000, { error: 'must be 0 (never) or at least 1000 (milliseconds)' })
+        .optional(),
+      maxWaitingClients: int(0, 10_000_000).optional(),
+      validateOnBorrow: bool().optional(),
+      leakDetectionThresholdMs: ms(0, 24 * HOUR).optional(),
+      leakReclaimMs: ms(0, 24 * HOUR).optional(),
+      slowQueryThresholdMs: ms(0, 24 * HOUR).optional(),
+      metricsWindowMs: ms(1_000, HOUR).optional(),
+      backup: z
+        .union(
+          [
+            z.string().regex(poolIdPattern, { error: 'must be a pool id (1-64 letters, digits, "_", ".", ":" or "-") or a connection object' }),
+            connectionSchema,
+          ],
+          {
+            error: 'must be a pool id or a connection object',
+          },
+        )
+        .optional(),
+      applicationName: str().max(63, { error: 'must be at most 63 characters (PostgreSQL truncates longer names)' }).optional(),
+      readReplicas: z.array(connectionSchema, { error: 'must be a list of connections' }).optional(),
+      transactionPooling: bool().optional(),
+      maxUses: int(0, 1_000_000_000).optional(),
+      onConnect: z.custom<PoolConfig['onConnect']>((v) => typeof v === 'function', { error: 'must be a function (client) => void | Promise<void>' }).optional(),
+      allowExitOnIdle: bool().optional(),
+      Client: z.custom<PoolConfig['Client']>((v) => typeof v === 'function', { error: 'must be a client class (pg.Client or a subclass)' }).optional(),
+    },
+    { error: 'must be an object' },
+  )
   .superRefine((c, ctx) => {
     const max = c.max ?? POOL_DEFAULTS.max;
     if (c.min !== undefined && c.min > max && max >= 1) {
@@ -214,7 +228,11 @@ const poolSchema = z
     const detect = c.leakDetectionThresholdMs ?? 0;
     const reclaim = c.leakReclaimMs ?? 0;
     if (detect > 0 && reclaim > 0 && reclaim < detect) {
-      ctx.addIssue({ code: 'custom', path: ['leakReclaimMs'], message: 'must be at least leakDetectionThresholdMs, so a leak is reported before it is reclaimed' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leakReclaimMs'],
+        message: 'must be at least leakDetectionThresholdMs, so a leak is reported before it is reclaimed',
+      });
     }
   });
 
@@ -230,8 +248,18 @@ export const POOL_SETTINGS: readonly string[] = Object.keys(poolSchema.shape);
 export const SHOWN_FIELDS: ShownFields = {
   plain: new Set([
     ...POOL_SETTINGS.filter((k) => !['connection', 'backup', 'readReplicas'].includes(k)),
-    'host', 'port', 'user', 'database', 'rejectUnauthorized', 'servername', 'poolId',
-    'keepAlive', 'keepAliveInitialDelayMillis', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout',
+    'host',
+    'port',
+    'user',
+    'database',
+    'rejectUnauthorized',
+    'servername',
+    'poolId',
+    'keepAlive',
+    'keepAliveInitialDelayMillis',
+    'statement_timeout',
+    'lock_timeout',
+    'idle_in_transaction_session_timeout',
   ]),
   urls: new Set(['connectionString']),
   redactUrl,
@@ -359,5 +387,3 @@ export function secretsOf(connection: ConnectionConfig): string[] {
   }
   return out.filter((s) => s.length > 0);
 }
-
-

@@ -67,7 +67,10 @@ export function diagnosePerformance(pool: ManagedPool): PerformanceDiagnosis {
       type: 'callers_waiting',
       severity: m.acquireLatencyP99 > cfg.acquireTimeoutMs / 2 ? 'high' : 'medium',
       description: `${m.waitingQueueLength} callers waiting; acquire P99 ${ms(m.acquireLatencyP99)}`,
-      recommendations: ['Shorten transactions and loans; release connections before slow non-database work', 'Raise max or add a read replica for read traffic'],
+      recommendations: [
+        'Shorten transactions and loans; release connections before slow non-database work',
+        'Raise max or add a read replica for read traffic',
+      ],
     });
   }
   if (m.acquireTimeouts > 0) {
@@ -83,7 +86,10 @@ export function diagnosePerformance(pool: ManagedPool): PerformanceDiagnosis {
       type: 'high_latency',
       severity: m.latencyP99 > 5_000 ? 'high' : 'medium',
       description: `query P99 ${ms(m.latencyP99)} (P50 ${ms(m.latencyP50)})`,
-      recommendations: ['Check the slowest statements below with EXPLAIN ANALYZE', 'Add indexes for their WHERE clauses; check for lock waits in pg_stat_activity'],
+      recommendations: [
+        'Check the slowest statements below with EXPLAIN ANALYZE',
+        'Add indexes for their WHERE clauses; check for lock waits in pg_stat_activity',
+      ],
     });
   }
   if (m.errorRate > 0.05) {
@@ -112,7 +118,10 @@ export function diagnosePerformance(pool: ManagedPool): PerformanceDiagnosis {
       type: 'connection_leaks',
       severity: 'high',
       description: `${m.leakedConnections} connections held longer than ${cfg.leakDetectionThresholdMs} ms`,
-      recommendations: ['Run diagnoseConnectionLeak for the stacks that took them; release in finally blocks', 'Set leakReclaimMs to take leaked connections back automatically'],
+      recommendations: [
+        'Run diagnoseConnectionLeak for the stacks that took them; release in finally blocks',
+        'Set leakReclaimMs to take leaked connections back automatically',
+      ],
     });
   }
   if (m.lastConnectError) {
@@ -151,7 +160,7 @@ function budgetIssues(pool: ManagedPool): PerformanceIssue[] {
       recommendations: [
         `Lower max so that the sum over every instance stays below ${b.usableConnections}: db.updatePoolConfig('${pool.poolId}', { max: N })`,
         'Or put a pooler (PgBouncer, transaction mode) in front of the server, or raise max_connections (a restart)',
-        'Bound auto-tuning with autoTune.serverShare (this instance\'s share of the server) or autoTune.serverBudget',
+        "Bound auto-tuning with autoTune.serverShare (this instance's share of the server) or autoTune.serverBudget",
       ],
     });
   }

@@ -156,7 +156,12 @@ function budgetMessage(b: ServerBudget): string {
 
 function budgetCheck(b: ServerBudget | null, lastError: string | undefined): HealthCheckItem {
   if (b === null) {
-    return { healthy: true, value: 0, threshold: 0, message: `the server's connection budget is not known yet${lastError ? ` (${lastError})` : ' (read on the first connection)'}` };
+    return {
+      healthy: true,
+      value: 0,
+      threshold: 0,
+      message: `the server's connection budget is not known yet${lastError ? ` (${lastError})` : ' (read on the first connection)'}`,
+    };
   }
   if (b.via === 'pooler') {
     return {

@@ -101,7 +101,12 @@ export function decidePoolSize(pool: ManagedPool, o: ResolvedAutoTune): PoolSize
   const utilization = Math.max(m.connectionUtilization, load.averageUtilization);
   const qps = m.queriesPerSecond;
   const suggestedMax = Math.max(1, Math.ceil(load.meanInUse * o.headroom));
-  const littlesLaw = { acquiresPerSecond: round3(load.acquiresPerSecond), meanHoldMs: round3(load.meanHoldMs), meanInUse: round3(load.meanInUse), suggestedMax };
+  const littlesLaw = {
+    acquiresPerSecond: round3(load.acquiresPerSecond),
+    meanHoldMs: round3(load.meanHoldMs),
+    meanInUse: round3(load.meanInUse),
+    suggestedMax,
+  };
   let after = before;
   let reason: string;
   if (utilization > o.scaleUpUtilization && qps > o.scaleUpQps) {
@@ -130,7 +135,15 @@ export function decidePoolSize(pool: ManagedPool, o: ResolvedAutoTune): PoolSize
       reason += `; not grown: the server refused a connection with 53300 (too many connections) ${Math.round(since / 1000)} s ago (backing off for ${Math.round(o.tooManyConnectionsBackoffMs / 1000)} s)`;
     }
   }
-  const decision: PoolSizeDecision = { poolId: pool.poolId, before, after, reason, utilization: round3(utilization), queriesPerSecond: round3(qps), littlesLaw };
+  const decision: PoolSizeDecision = {
+    poolId: pool.poolId,
+    before,
+    after,
+    reason,
+    utilization: round3(utilization),
+    queriesPerSecond: round3(qps),
+    littlesLaw,
+  };
   if (budget) decision.budget = budget;
   return decision;
 }

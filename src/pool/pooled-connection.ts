@@ -114,9 +114,6 @@ export class PooledConnection {
   }
 
   #usedAfterEnd(): Error {
-    return new ConnectionRevokedError(
-      this.owner.poolId,
-      this.#state === 'revoked' ? this.#revokedReason : 'it was already released by its holder',
-    );
+    return new ConnectionRevokedError(this.owner.poolId, this.#state === 'revoked' ? this.#revokedReason : 'it was already released by its holder');
   }
 }

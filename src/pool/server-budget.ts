@@ -235,7 +235,8 @@ function usableOf(s: Settings): number {
 // ---------------------------------------------------------------- the process-wide registry
 
 /** One per process, shared by the ESM and the CommonJS build (see registry.ts). */
-const trackers = ((globalThis as Record<symbol, unknown>)[Symbol.for('db-pool-otel.server-budgets.v1')] ??= new Set<ServerBudgetTracker>()) as Set<ServerBudgetTracker>;
+const trackers = ((globalThis as Record<symbol, unknown>)[Symbol.for('db-pool-otel.server-budgets.v1')] ??=
+  new Set<ServerBudgetTracker>()) as Set<ServerBudgetTracker>;
 
 /** @internal An open pool's tracker; removed when the pool starts closing. */
 export function registerBudget(tracker: ServerBudgetTracker): void {

@@ -37,8 +37,8 @@ export class ReplicaSet {
     return { conn: await primary.acquire(), onReplica: false };
   }
 
-  close(drainTimeoutMs?: number): Promise<void[]> {
-    return Promise.all(this.replicas.map((r) => r.close(drainTimeoutMs)));
+  async close(drainTimeoutMs?: number): Promise<void> {
+    await Promise.all(this.replicas.map((r) => r.close(drainTimeoutMs)));
   }
 }
 

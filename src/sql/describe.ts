@@ -59,7 +59,7 @@ export interface QueryDescription {
  * V8 slice of a long string keeps the whole string alive).
  */
 function detach(s: string): string {
-  return s.length < 13 ? s : (' ' + s).slice(1);
+  return s.length < 13 ? s : ` ${s}`.slice(1);
 }
 
 /** The marker that ends the sanitized text of a truncated statement. */
@@ -67,7 +67,6 @@ function truncationMarker(length: number): string {
   // ASCII, so a sanitized ASCII statement stays a one-byte string in V8 (half the memory).
   return ` ...[truncated, ${length} chars]`;
 }
-
 
 /**
  * Describes one statement. Texts up to {@link DESCRIBE_MAX_CHARS} are scanned

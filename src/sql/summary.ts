@@ -40,7 +40,7 @@ function readName(tokens: readonly Token[], i: number): NameAt | undefined {
   while (isPunct(tokens[j], '.')) {
     const part = identText(tokens[j + 1]);
     if (part === undefined) break;
-    name += '.' + part;
+    name += `.${part}`;
     j += 2;
   }
   return { name, next: j };

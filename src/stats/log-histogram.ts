@@ -26,13 +26,7 @@ export function valueOf(bucket: number): number {
  * The nearest-rank percentile (p in 0..1) from bucket counts, clamped to the exact min and max seen.
  * `buckets` are (bucket, count) pairs in bucket order, from a dense window or a sparse map alike.
  */
-export function percentileOf(
-  p: number,
-  total: number,
-  min: number,
-  max: number,
-  buckets: Iterable<[bucket: number, count: number]>,
-): number {
+export function percentileOf(p: number, total: number, min: number, max: number, buckets: Iterable<[bucket: number, count: number]>): number {
   if (total === 0) return 0;
   const rank = Math.max(1, Math.ceil(p * total));
   let seen = 0;

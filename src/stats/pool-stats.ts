@@ -42,7 +42,10 @@ export class PoolStats {
   readonly totals: ReturnType<typeof newTotals>;
 
   /** With `carried`, the lifetime part of that pool's measurements goes on (see {@link withWindow}). */
-  constructor(readonly windowMs: number, carried?: PoolStats) {
+  constructor(
+    readonly windowMs: number,
+    carried?: PoolStats,
+  ) {
     this.acquire = new WindowedHistogram(windowMs);
     this.queries = new WindowedHistogram(windowMs);
     this.holds = new WindowedHistogram(windowMs);

@@ -86,7 +86,13 @@ export class StatementStatsTable {
         errors: e.errors,
         totalMs: e.totalMs,
         meanMs: e.totalMs / e.calls,
-        p99Ms: percentileOf(0.99, e.calls, e.minMs, e.maxMs, [...e.buckets].sort((x, y) => x[0] - y[0])),
+        p99Ms: percentileOf(
+          0.99,
+          e.calls,
+          e.minMs,
+          e.maxMs,
+          [...e.buckets].sort((x, y) => x[0] - y[0]),
+        ),
         maxMs: e.maxMs,
       }));
   }

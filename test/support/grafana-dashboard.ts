@@ -36,7 +36,10 @@ export interface PanelJson {
   datasource?: { type?: string; uid?: string };
   targets?: Target[];
   options?: Record<string, unknown>;
-  fieldConfig?: { defaults: Record<string, unknown> & { custom?: Record<string, unknown>; unit?: string; thresholds?: { steps: unknown[] } }; overrides: unknown[] };
+  fieldConfig?: {
+    defaults: Record<string, unknown> & { custom?: Record<string, unknown>; unit?: string; thresholds?: { steps: unknown[] } };
+    overrides: unknown[];
+  };
   panels?: PanelJson[];
   collapsed?: boolean;
 }
@@ -107,7 +110,20 @@ export function dashboardQueries(d: DashboardJson): DashboardQuery[] {
 }
 
 /** Grafana's built-in variables that may appear in Prometheus queries (and `$__all`, its All value). */
-export const BUILTIN_VARIABLES = new Set(['__all', '__rate_interval', '__interval', '__interval_ms', '__range', '__range_s', '__range_ms', '__from', '__to', '__dashboard', '__org', '__user']);
+export const BUILTIN_VARIABLES = new Set([
+  '__all',
+  '__rate_interval',
+  '__interval',
+  '__interval_ms',
+  '__range',
+  '__range_s',
+  '__range_ms',
+  '__from',
+  '__to',
+  '__dashboard',
+  '__org',
+  '__user',
+]);
 
 /** Variable names referenced in a string: `$name`, `${name}`, `${name:format}`, `[[name]]`. */
 export function referencedVariables(text: string): string[] {

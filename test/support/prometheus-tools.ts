@@ -174,12 +174,7 @@ export async function startPrometheus(t: ExecutionContext, config: string, dir: 
   const proc = startProcess(
     t,
     bin,
-    [
-      `--config.file=${configFile}`,
-      `--storage.tsdb.path=${join(dir, 'tsdb')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-    ],
+    [`--config.file=${configFile}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
     dir,
   );
   const url = `http://127.0.0.1:${port}`;
@@ -305,7 +300,11 @@ export async function startWebhookReceiver(t: ExecutionContext): Promise<Webhook
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`no matching webhook delivery in ${timeoutMs} ms; received: ${JSON.stringify(deliveries.map((d) => ({ path: d.path, status: d.body.status, alerts: d.body.alerts.map((a) => a.labels) })))}`));
+          reject(
+            new Error(
+              `no matching webhook delivery in ${timeoutMs} ms; received: ${JSON.stringify(deliveries.map((d) => ({ path: d.path, status: d.body.status, alerts: d.body.alerts.map((a) => a.labels) })))}`,
+            ),
+          );
         }, timeoutMs);
         if (!check()) waiters.add(check);
       });

@@ -58,7 +58,10 @@ export class EmailChannel implements AlertChannel {
   #transport: Promise<SmtpTransport> | undefined;
   #transportTimeoutMs = 0;
 
-  constructor(readonly name: string, config: EmailChannelConfig) {
+  constructor(
+    readonly name: string,
+    config: EmailChannelConfig,
+  ) {
     this.#config = { ...config, smtp: { ...config.smtp, ...(config.smtp.auth ? { auth: { ...config.smtp.auth } } : {}) } };
     this.minLevel = config.minLevel ?? 'info';
     this.label = `email smtp://${config.smtp.host}:${config.smtp.port}`;
@@ -137,7 +140,10 @@ export class EmailChannel implements AlertChannel {
   close(): void {
     const t = this.#transport;
     this.#transport = undefined;
-    t?.then((tr) => tr.close(), () => {});
+    t?.then(
+      (tr) => tr.close(),
+      () => {},
+    );
   }
 }
 

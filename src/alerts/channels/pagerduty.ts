@@ -59,7 +59,10 @@ export class PagerDutyChannel implements AlertChannel {
   readonly #eventsUrl: string;
   readonly #timeoutMs: number | undefined;
 
-  constructor(readonly name: string, config: PagerDutyChannelConfig) {
+  constructor(
+    readonly name: string,
+    config: PagerDutyChannelConfig,
+  ) {
     this.#routingKey = config.routingKey;
     this.#eventsUrl = config.eventsUrl ?? DEFAULT_PAGERDUTY_EVENTS_URL;
     this.#timeoutMs = config.timeoutMs;

@@ -67,7 +67,10 @@ export class SlackChannel implements AlertChannel {
   readonly #url: string;
   readonly #timeoutMs: number | undefined;
 
-  constructor(readonly name: string, config: SlackChannelConfig) {
+  constructor(
+    readonly name: string,
+    config: SlackChannelConfig,
+  ) {
     this.#url = config.webhookUrl;
     this.#timeoutMs = config.timeoutMs;
     this.minLevel = config.minLevel ?? 'info';

@@ -46,7 +46,10 @@ export class WebhookChannel implements AlertChannel {
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number | undefined;
 
-  constructor(readonly name: string, config: WebhookChannelConfig) {
+  constructor(
+    readonly name: string,
+    config: WebhookChannelConfig,
+  ) {
     this.#url = config.url;
     this.#headers = { ...config.headers };
     this.#timeoutMs = config.timeoutMs;
