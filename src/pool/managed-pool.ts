@@ -40,7 +40,7 @@ import {
 } from '../errors.js';
 import { evictNow, idleResources, installEvictor, refreshTables, setLimits, stopEvictor, withdrawQueuedRequests } from './generic-pool-internals.js';
 import { LeakDetector } from './leak-detector.js';
-import { DetailedMetrics, PoolMetrics, QueryMetrics } from './metrics.js';
+import { DetailedMetrics, PoolMetrics, type PoolMetricsFields, QueryMetrics } from './metrics.js';
 import { PooledConnection, type CallLimits, type LentConnection, type LoanOwner, type QueryInput, type QueryResult } from './pooled-connection.js';
 import {
   BUDGET_BACKENDS_SQL,
@@ -547,9 +547,7 @@ export class ManagedPool implements LoanOwner {
     }
     if (this.#waiters.size > 0) {
       const failure =
-        this.#circuit === 'open'
-          ? new CircuitOpenError(this.poolId, err)
-          : new ConnectionFailedError(this.poolId, this.#target(), this.#factory.attempts, err);
+        this.#circuit === 'open' ? new CircuitOpenError(this.poolId, err) : new ConnectionFailedError(this.poolId, this.#target(), this.#factory.attempts, err);
       this.#failWaiters(failure, b.failFast ? undefined : (w) => w.failFast);
     }
     this.hooks.onUnreachable?.(err);
@@ -917,7 +915,9 @@ export class ManagedPool implements LoanOwner {
       };
       const onAbort = () => cancel(() => new QueryAbortedError(this.poolId, signal!.reason));
       const callTimer =
-        callMs < Infinity ? setTimeout(() => cancel(() => new QueryTimeoutError(this.poolId, limits.timeoutMs ?? Math.round(callMs), 'timeoutMs')), Math.max(0, callMs)) : undefined;
+        callMs < Infinity
+          ? setTimeout(() => cancel(() => new QueryTimeoutError(this.poolId, limits.timeoutMs ?? Math.round(callMs), 'timeoutMs')), Math.max(0, callMs))
+          : undefined;
       // The pool's own limit, when it comes first: its usual meaning (the connection is discarded).
       const poolTimer =
         queryTimeoutMs > 0 && queryTimeoutMs < callMs
@@ -1035,31 +1035,28 @@ export class ManagedPool implements LoanOwner {
     return { now, s: this.status(), acquire: this.#stats.acquire.summary(now), q: this.#stats.queries.summary(now) };
   }
 
-  #metrics<M extends PoolMetrics>(
-    Kind: new (...args: ConstructorParameters<typeof PoolMetrics>) => M,
-    { now, s, acquire, q }: MetricsSnapshot,
-  ): M {
-    const m = new Kind(
-      this.poolId,
-      this.#stats.windowMs / 1000,
-      s.max > 0 ? s.active / s.max : 0,
-      s.active,
-      s.idle,
-      s.total,
-      s.max,
-      s.waiting,
-      acquire.p50,
-      acquire.p99,
-      this.#stats.acquireTimeouts.total(now),
-      q.count / q.seconds,
-      q.p50,
-      q.p95,
-      q.p99,
-      q.count > 0 ? q.errors / q.count : 0,
-      this.#stats.slowQueries.total(now),
-      this.#leaks.suspectedCount(),
-      new Date().toISOString(),
-    );
+  #metrics<M extends PoolMetrics>(Kind: new (fields: PoolMetricsFields) => M, { now, s, acquire, q }: MetricsSnapshot): M {
+    const m = new Kind({
+      poolId: this.poolId,
+      windowSeconds: this.#stats.windowMs / 1000,
+      connectionUtilization: s.max > 0 ? s.active / s.max : 0,
+      activeConnections: s.active,
+      idleConnections: s.idle,
+      totalConnections: s.total,
+      maxConnections: s.max,
+      waitingQueueLength: s.waiting,
+      acquireLatencyP50: acquire.p50,
+      acquireLatencyP99: acquire.p99,
+      acquireTimeouts: this.#stats.acquireTimeouts.total(now),
+      queriesPerSecond: q.count / q.seconds,
+      latencyP50: q.p50,
+      latencyP95: q.p95,
+      latencyP99: q.p99,
+      errorRate: q.count > 0 ? q.errors / q.count : 0,
+      slowQueriesCount: this.#stats.slowQueries.total(now),
+      leakedConnections: this.#leaks.suspectedCount(),
+      timestamp: new Date().toISOString(),
+    });
     m.serverBudget = this.#budget.snapshot();
     return m;
   }
@@ -1171,23 +1168,23 @@ export class ManagedPool implements LoanOwner {
   getQueryMetrics(topLimit = 20): QueryMetrics {
     const now = performance.now();
     const q = this.#stats.queries.summary(now);
-    return new QueryMetrics(
-      this.poolId,
-      this.#stats.windowMs / 1000,
-      q.count / q.seconds,
-      q.p50,
-      q.p95,
-      q.p99,
-      q.mean,
-      q.max,
-      q.count > 0 ? q.errors / q.count : 0,
-      this.#stats.slowQueries.total(now),
-      Object.fromEntries(this.#stats.errorsByCode),
-      this.#stats.statements.top(topLimit),
-      this.#stats.statements.size,
-      this.#stats.statements.evicted,
-      new Date().toISOString(),
-    );
+    return new QueryMetrics({
+      poolId: this.poolId,
+      windowSeconds: this.#stats.windowMs / 1000,
+      queriesPerSecond: q.count / q.seconds,
+      latencyP50: q.p50,
+      latencyP95: q.p95,
+      latencyP99: q.p99,
+      latencyMean: q.mean,
+      latencyMax: q.max,
+      errorRate: q.count > 0 ? q.errors / q.count : 0,
+      slowQueriesCount: this.#stats.slowQueries.total(now),
+      errorsByCode: Object.fromEntries(this.#stats.errorsByCode),
+      topStatements: this.#stats.statements.top(topLimit),
+      statementsTracked: this.#stats.statements.size,
+      statementsEvicted: this.#stats.statements.evicted,
+      timestamp: new Date().toISOString(),
+    });
   }
 
   /**
@@ -1378,8 +1375,9 @@ function callerStack(): string {
   return (outside.length > 0 ? outside : lines).map((l) => l.trim()).join('\n');
 }
 
+/** The package's `src/` directory: this module lives in `src/pool/`, the facade one level up. */
 function ownDirectory(): string | undefined {
   const frame = new Error().stack?.split('\n')[1] ?? '';
-  const m = /\(?((?:file:\/\/)?\/[^():]+)\/[^/():]+:\d+:\d+\)?$/.exec(frame.trim());
+  const m = /\(?((?:file:\/\/)?\/[^():]+)\/[^/():]+\/[^/():]+:\d+:\d+\)?$/.exec(frame.trim());
   return m?.[1];
 }

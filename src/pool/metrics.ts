@@ -6,36 +6,80 @@
 import type { ServerBudget } from './server-budget.js';
 import type { StatementStats } from '../stats/statement-stats.js';
 
+/** The fields of {@link PoolMetrics}, named (a swapped pair of numbers does not type-check as one). */
+export interface PoolMetricsFields {
+  poolId: string;
+  /** Length of the rolling window the rates and percentiles cover. */
+  windowSeconds: number;
+  /** active / max, 0..1. */
+  connectionUtilization: number;
+  activeConnections: number;
+  idleConnections: number;
+  totalConnections: number;
+  maxConnections: number;
+  waitingQueueLength: number;
+  acquireLatencyP50: number;
+  acquireLatencyP99: number;
+  /** Acquire timeouts within the window. */
+  acquireTimeouts: number;
+  queriesPerSecond: number;
+  latencyP50: number;
+  latencyP95: number;
+  latencyP99: number;
+  /** Failed / all queries within the window, 0..1. */
+  errorRate: number;
+  /** Slow queries within the window. */
+  slowQueriesCount: number;
+  /** Loans currently held past `leakDetectionThresholdMs`. */
+  leakedConnections: number;
+  /** When it was taken, ISO 8601. */
+  timestamp: string;
+}
+
 /** The ops guide's per-pool numbers. */
-export class PoolMetrics {
-  constructor(
-    readonly poolId: string,
-    /** Length of the rolling window the rates and percentiles cover. */
-    readonly windowSeconds: number,
-    /** active / max, 0..1. */
-    readonly connectionUtilization: number,
-    readonly activeConnections: number,
-    readonly idleConnections: number,
-    readonly totalConnections: number,
-    readonly maxConnections: number,
-    readonly waitingQueueLength: number,
-    readonly acquireLatencyP50: number,
-    readonly acquireLatencyP99: number,
-    /** Acquire timeouts within the window. */
-    readonly acquireTimeouts: number,
-    readonly queriesPerSecond: number,
-    readonly latencyP50: number,
-    readonly latencyP95: number,
-    readonly latencyP99: number,
-    /** Failed / all queries within the window, 0..1. */
-    readonly errorRate: number,
-    /** Slow queries within the window. */
-    readonly slowQueriesCount: number,
-    /** Loans currently held past `leakDetectionThresholdMs`. */
-    readonly leakedConnections: number,
-    /** When it was taken, ISO 8601. */
-    readonly timestamp: string,
-  ) {}
+export class PoolMetrics implements PoolMetricsFields {
+  // Documented on PoolMetricsFields.
+  readonly poolId: string;
+  readonly windowSeconds: number;
+  readonly connectionUtilization: number;
+  readonly activeConnections: number;
+  readonly idleConnections: number;
+  readonly totalConnections: number;
+  readonly maxConnections: number;
+  readonly waitingQueueLength: number;
+  readonly acquireLatencyP50: number;
+  readonly acquireLatencyP99: number;
+  readonly acquireTimeouts: number;
+  readonly queriesPerSecond: number;
+  readonly latencyP50: number;
+  readonly latencyP95: number;
+  readonly latencyP99: number;
+  readonly errorRate: number;
+  readonly slowQueriesCount: number;
+  readonly leakedConnections: number;
+  readonly timestamp: string;
+
+  constructor(fields: PoolMetricsFields) {
+    this.poolId = fields.poolId;
+    this.windowSeconds = fields.windowSeconds;
+    this.connectionUtilization = fields.connectionUtilization;
+    this.activeConnections = fields.activeConnections;
+    this.idleConnections = fields.idleConnections;
+    this.totalConnections = fields.totalConnections;
+    this.maxConnections = fields.maxConnections;
+    this.waitingQueueLength = fields.waitingQueueLength;
+    this.acquireLatencyP50 = fields.acquireLatencyP50;
+    this.acquireLatencyP99 = fields.acquireLatencyP99;
+    this.acquireTimeouts = fields.acquireTimeouts;
+    this.queriesPerSecond = fields.queriesPerSecond;
+    this.latencyP50 = fields.latencyP50;
+    this.latencyP95 = fields.latencyP95;
+    this.latencyP99 = fields.latencyP99;
+    this.errorRate = fields.errorRate;
+    this.slowQueriesCount = fields.slowQueriesCount;
+    this.leakedConnections = fields.leakedConnections;
+    this.timestamp = fields.timestamp;
+  }
 
   /**
    * The server's connection budget as the pool last read it (max_connections, reserved slots,
@@ -119,27 +163,63 @@ export class DetailedMetrics extends PoolMetrics {
   }
 }
 
+/** The fields of {@link QueryMetrics}, named (a swapped pair of numbers does not type-check as one). */
+export interface QueryMetricsFields {
+  poolId: string;
+  windowSeconds: number;
+  queriesPerSecond: number;
+  latencyP50: number;
+  latencyP95: number;
+  latencyP99: number;
+  latencyMean: number;
+  latencyMax: number;
+  errorRate: number;
+  slowQueriesCount: number;
+  /** Failures by SQLSTATE or error code since the pool started (bounded: 64 codes, then 'other'). */
+  errorsByCode: Record<string, number>;
+  /** Per statement fingerprint since the pool started: calls, errors, total / mean / P99 / max ms. */
+  topStatements: StatementStats[];
+  statementsTracked: number;
+  statementsEvicted: number;
+  timestamp: string;
+}
+
 /** Query-side numbers: window rates, error codes and the top statements by total time. */
-export class QueryMetrics {
-  constructor(
-    readonly poolId: string,
-    readonly windowSeconds: number,
-    readonly queriesPerSecond: number,
-    readonly latencyP50: number,
-    readonly latencyP95: number,
-    readonly latencyP99: number,
-    readonly latencyMean: number,
-    readonly latencyMax: number,
-    readonly errorRate: number,
-    readonly slowQueriesCount: number,
-    /** Failures by SQLSTATE or error code since the pool started (bounded: 64 codes, then 'other'). */
-    readonly errorsByCode: Record<string, number>,
-    /** Per statement fingerprint since the pool started: calls, errors, total / mean / P99 / max ms. */
-    readonly topStatements: StatementStats[],
-    readonly statementsTracked: number,
-    readonly statementsEvicted: number,
-    readonly timestamp: string,
-  ) {}
+export class QueryMetrics implements QueryMetricsFields {
+  // Documented on QueryMetricsFields.
+  readonly poolId: string;
+  readonly windowSeconds: number;
+  readonly queriesPerSecond: number;
+  readonly latencyP50: number;
+  readonly latencyP95: number;
+  readonly latencyP99: number;
+  readonly latencyMean: number;
+  readonly latencyMax: number;
+  readonly errorRate: number;
+  readonly slowQueriesCount: number;
+  readonly errorsByCode: Record<string, number>;
+  readonly topStatements: StatementStats[];
+  readonly statementsTracked: number;
+  readonly statementsEvicted: number;
+  readonly timestamp: string;
+
+  constructor(fields: QueryMetricsFields) {
+    this.poolId = fields.poolId;
+    this.windowSeconds = fields.windowSeconds;
+    this.queriesPerSecond = fields.queriesPerSecond;
+    this.latencyP50 = fields.latencyP50;
+    this.latencyP95 = fields.latencyP95;
+    this.latencyP99 = fields.latencyP99;
+    this.latencyMean = fields.latencyMean;
+    this.latencyMax = fields.latencyMax;
+    this.errorRate = fields.errorRate;
+    this.slowQueriesCount = fields.slowQueriesCount;
+    this.errorsByCode = fields.errorsByCode;
+    this.topStatements = fields.topStatements;
+    this.statementsTracked = fields.statementsTracked;
+    this.statementsEvicted = fields.statementsEvicted;
+    this.timestamp = fields.timestamp;
+  }
 
   toJSON(): Record<string, unknown> {
     return {
