@@ -9,7 +9,16 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const pages = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const pages = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
+/** Decision records: reached from docs/architecture.md, checked like the rest. */
+const decisions = readdirSync(join(ROOT, 'docs', 'decisions'))
+  .filter((f) => f.endsWith('.md'))
+  .map((f) => `docs/decisions/${f}`);
 
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens; repeats get -1, -2. */
 function anchors(markdown: string): Set<string> {
@@ -20,7 +29,11 @@ function anchors(markdown: string): Set<string> {
     if (line.startsWith('```')) fenced = !fenced;
     const m = !fenced && /^#{1,6} (.*)$/.exec(line);
     if (!m) continue;
-    const base = m[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N}\- _]/gu, '').replace(/ /g, '-');
+    const base = m[1]!
+      .trim()
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\- _]/gu, '')
+      .replace(/ /g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     out.add(n === 0 ? base : `${base}-${n}`);
@@ -45,7 +58,7 @@ function links(markdown: string): string[] {
 
 test('every relative link in README.md and docs/ resolves to a file and, with a fragment, to a heading', (t) => {
   const dead: string[] = [];
-  for (const page of pages) {
+  for (const page of [...pages, ...decisions]) {
     const text = readFileSync(join(ROOT, page), 'utf8');
     for (const link of links(text)) {
       const [path, fragment] = link.split('#') as [string, string | undefined];
@@ -67,6 +80,8 @@ test('every page of the manual is linked from the README, and the README stays s
   const linked = new Set(links(readme).map((l) => l.split('#')[0]));
   for (const page of pages.filter((p) => p !== 'README.md')) t.true(linked.has(page), `${page} is linked from README.md`);
   t.true(readme.split('\n').length <= 400, `README.md has ${readme.split('\n').length} lines`);
+  const architecture = new Set(links(readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8')).map((l) => `docs/${l.split('#')[0]}`));
+  for (const page of decisions) t.true(architecture.has(page), `${page} is linked from docs/architecture.md`);
 });
 
 test('the README starts with what the library is, then exactly two commands: the demo and the tests', (t) => {
