@@ -70,6 +70,12 @@ export class ConnectionFactory implements Factory<LentConnection> {
     this.config = config;
   }
 
+  /** `host:port/database`, for errors. */
+  target(): string {
+    const s = this.server;
+    return `${s.serverAddress}:${s.serverPort}${s.database ? `/${s.database}` : ''}`;
+  }
+
   async create(): Promise<LentConnection> {
     this.pendingCreates++;
     try {

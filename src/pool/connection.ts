@@ -214,3 +214,14 @@ export function sqlStateOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
+
+/** pg's Client#ref / #unref: whether the connection's socket keeps the process alive. */
+export function setRef(client: pg.Client, ref: boolean): void {
+  const c = client as unknown as { ref?: () => void; unref?: () => void };
+  try {
+    if (ref) c.ref?.();
+    else c.unref?.();
+  } catch {
+    // no socket (closing): nothing to keep alive
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * Lending connections of one pool: a caller asks, generic-pool hands over an idle, new or next
+ * released connection, and the loan is made; callers who wait are queued (WaitingCallers), timed
+ * out at their deadline or their call's own, and withdrawn when they are failed or moved.
+ */
+import type { Pool as GenericPool } from 'generic-pool';
+import type { AcquireMessage } from '../channels.js';
+import type { ResolvedPoolConfig } from '../config/config.js';
+import { AcquireTimeoutError, PoolClosedError, type PoolState, QueryAbortedError, QueryTimeoutError, QueueFullError } from '../errors.js';
+import type { PoolStats } from '../stats/pool-stats.js';
+import { activeTraceId } from '../trace-context.js';
+import { setRef } from './connection.js';
+import { type CallLimits, type LentConnection, type LoanOwner, PooledConnection } from './pooled-connection.js';
+import { type Waiter, WaitingCallers } from './waiters.js';
+
+let nextLoanId = 1;
+
+/** What the lender reads of its pool, at each call (config and stats change on reconfigure). */
+export interface LenderOwner {
+  /** Whom the loans are released to. */
+  loanOwner: LoanOwner;
+  config(): ResolvedPoolConfig;
+  stats(): PoolStats;
+  /** The last connect error while connects are failing (the cause of an acquire timeout). */
+  connectFailure(): Error | undefined;
+}
+
+export class Lender {
+  readonly waiters: WaitingCallers;
+
+  constructor(
+    readonly poolId: string,
+    private readonly gpool: GenericPool<LentConnection>,
+    private readonly owner: LenderOwner,
+  ) {
+    this.waiters = new WaitingCallers(gpool, (expired) => this.#expire(expired));
+  }
+
+  /**
+   * Lends a connection: an idle one, a new one, or the next one released, in FIFO order of the
+   * callers. `msg` is the acquire channel's message when someone traces it.
+   */
+  acquire(msg: AcquireMessage | undefined, stack: string | undefined, failFast: boolean, limits?: CallLimits): Promise<PooledConnection> {
+    const started = performance.now();
+    // Wall-clock start only for the channel message (servedByLoanId compares it with returnedAt).
+    const startedAt = msg ? Date.now() : 0;
+    const traceId = stack !== undefined ? activeTraceId() : undefined;
+    return new Promise<PooledConnection>((resolveLoan, rejectLoan) => {
+      let resolve = resolveLoan;
+      let reject = rejectLoan;
+      const ownDeadline = started + this.owner.config().acquireTimeoutMs;
+      const callEndsFirst = limits !== undefined && limits.deadline < ownDeadline;
+      const signal = limits?.signal;
+      if (signal) {
+        // A waiter whose signal aborts leaves the queue at once; the listener goes when it settles.
+        const onAbort = () => {
+          if (!waiter.queued) return;
+          for (const w of this.waiters.take([waiter])) w.reject(new QueryAbortedError(this.poolId, signal.reason));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        const off = () => signal.removeEventListener('abort', onAbort);
+        resolve = (loan) => (off(), resolveLoan(loan));
+        reject = (err) => (off(), rejectLoan(err));
+      }
+      const waiter: Waiter = {
+        failFast,
+        deadline: callEndsFirst ? limits.deadline : ownDeadline,
+        callTimeoutMs: callEndsFirst ? limits.timeoutMs : undefined,
+        resolve: (loan) => resolve(loan),
+        reject: (err) => reject(err),
+        request: undefined,
+        prev: undefined,
+        next: undefined,
+        queued: false,
+      };
+      this.waiters.add(waiter, started);
+      const request = this.gpool.acquire();
+      waiter.request = request;
+      request.then(
+        (conn) => {
+          if (!waiter.queued) {
+            // Its caller was already failed or moved: put the connection straight back.
+            this.gpool.release(conn).catch(() => {});
+            return;
+          }
+          this.waiters.delete(waiter);
+          resolve(this.#lend(conn, started, startedAt, msg, stack, traceId));
+        },
+        (err: Error) => {
+          if (!waiter.queued) return;
+          const state = this.state();
+          this.waiters.delete(waiter);
+          reject(this.#acquireError(err, state));
+        },
+      );
+    });
+  }
+
+  #lend(
+    conn: LentConnection,
+    started: number,
+    startedAt: number,
+    msg: AcquireMessage | undefined,
+    stack: string | undefined,
+    traceId: string | undefined,
+  ): PooledConnection {
+    const loanId = nextLoanId++;
+    const now = performance.now();
+    const waitMs = now - started;
+    this.owner.stats().acquire.record(waitMs, false, now);
+    this.owner.stats().totals.acquires++;
+    if (msg) {
+      msg.connectionId = conn.id;
+      msg.loanId = loanId;
+      msg.waitMs = waitMs;
+      // Served by a connection someone released while we waited: remember whom we waited behind.
+      if (msg.mustWait && conn.loanId !== 0 && conn.returnedAt >= startedAt) msg.servedByLoanId = conn.loanId;
+    }
+    conn.loanId = loanId;
+    conn.useCount++;
+    if (this.owner.config().allowExitOnIdle) setRef(conn.client, true);
+    const loan = new PooledConnection(this.owner.loanOwner, conn, loanId, Date.now(), stack, traceId);
+    conn.loan = loan;
+    return loan;
+  }
+
+  state(): PoolState {
+    const g = this.gpool;
+    return { total: g.size, active: g.borrowed, idle: g.available, waiting: this.waiters.size, max: g.max };
+  }
+
+  #acquireError(err: Error, state: PoolState): Error {
+    if (err.name === 'TimeoutError') return this.#timeoutError(state);
+    if (err.message === 'max waitingClients count exceeded') return new QueueFullError(this.poolId, state.waiting);
+    if (err.message === 'pool is draining and cannot accept work') return new PoolClosedError(this.poolId);
+    return err;
+  }
+
+  #timeoutError(state: PoolState): AcquireTimeoutError {
+    this.owner.stats().acquireTimeouts.add();
+    this.owner.stats().totals.acquireTimeouts++;
+    const cause = this.owner.connectFailure();
+    return new AcquireTimeoutError(this.poolId, this.owner.config().acquireTimeoutMs, state, cause);
+  }
+
+  /** Callers past their deadline fail with ACQUIRE_TIMEOUT (or QUERY_TIMEOUT: their call's own limit). */
+  #expire(expired: Waiter[]): void {
+    // The state as the expired callers saw it: they still count as waiting.
+    const state = this.state();
+    for (const w of this.waiters.take(expired)) {
+      w.reject(w.callTimeoutMs !== undefined ? new QueryTimeoutError(this.poolId, w.callTimeoutMs, 'timeoutMs') : this.#timeoutError(state));
+    }
+  }
+
+  /**
+   * Hands every waiting caller to `next` (restartPool): they are served by the new pool instead of
+   * waiting for this one to drain.
+   */
+  transferTo(next: { acquire(): Promise<PooledConnection> }): number {
+    const moved = this.waiters.take([...this.waiters]);
+    for (const w of moved) next.acquire().then(w.resolve, w.reject);
+    return moved.length;
+  }
+}
