@@ -16,7 +16,7 @@ import type { ErrorCode, Node as YamlNode } from 'yaml';
 type Yaml = typeof import('yaml');
 let yamlModule: Promise<Yaml> | undefined;
 const loadYaml = (): Promise<Yaml> => (yamlModule ??= import('yaml'));
-import { isPoolId, shownValue } from './config.js';
+import { isPoolId, resolvePoolConfig, shownValue, type ResolvedPoolConfig } from './config.js';
 import { InvalidConfigError, type ConfigIssue } from '../errors.js';
 import { safeKey, setOwn } from '../util/object-utils.js';
 
@@ -487,4 +487,18 @@ function expand(s: string, start: number, depth: number, env: NodeJS.ProcessEnv,
     i = fallback.end + 1;
   }
   return { text: out, end: i };
+}
+
+/** `createPoolFromConfig`: one pool's entry of the config file, validated (INVALID_CONFIG names what is missing). */
+export async function poolFromConfigFile(file: string | undefined, poolId: string): Promise<ResolvedPoolConfig> {
+  if (!file) {
+    throw new InvalidConfigError([{ path: 'configFile', value: undefined, rule: 'no config file: pass configFile to DatabasePool or set DB_POOL_CONFIG' }]);
+  }
+  const { pools } = await loadConfigFile(file, { only: poolId });
+  if (!Object.hasOwn(pools, poolId)) {
+    throw new InvalidConfigError([
+      { path: `pools.${poolId}`, value: undefined, rule: `is not defined in ${file} (it has: ${Object.keys(pools).join(', ') || 'no pools'})` },
+    ]);
+  }
+  return resolvePoolConfig(pools[poolId], poolId, `pools.${poolId}`);
 }

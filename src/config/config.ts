@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { bool, int, ms, nonEmptyStr, str, zodIssues } from './config-schema.js';
-import { InvalidConfigError } from '../errors.js';
+import { type ConfigIssue, InvalidConfigError } from '../errors.js';
 import { REDACTED, issueValue, redactUnknown, safeDecode, stripUndefined, type ShownFields } from '../util/object-utils.js';
 
 export { REDACTED };
@@ -325,6 +325,23 @@ export function resolvePoolConfig(input: unknown, poolId: string, pathPrefix = '
     min: c.min ?? Math.min(POOL_DEFAULTS.min, c.max ?? POOL_DEFAULTS.max),
     applicationName: c.applicationName ?? `db-pool-otel:${poolId}`.slice(0, 63),
   } as ResolvedPoolConfig;
+}
+
+/** Validates every pool of a `pools` record before any is used: all issues at once, as INVALID_CONFIG. */
+export function resolvePools(pools: Record<string, unknown>): [string, ResolvedPoolConfig][] {
+  const issues: ConfigIssue[] = [];
+  const resolved: [string, ResolvedPoolConfig][] = [];
+  for (const [id, cfg] of Object.entries(pools)) {
+    try {
+      validatePoolId(id);
+      resolved.push([id, resolvePoolConfig(cfg, id, `pools.${id}`)]);
+    } catch (err) {
+      if (err instanceof InvalidConfigError) issues.push(...err.issues);
+      else throw err;
+    }
+  }
+  if (issues.length > 0) throw new InvalidConfigError(issues);
+  return resolved;
 }
 
 /**

@@ -18,3 +18,10 @@ export const LIVE_SETTINGS = [
   'slowQueryThresholdMs',
   'metricsWindowMs',
 ] as const;
+
+const LIVE = new Set<string>(LIVE_SETTINGS);
+
+/** Whether a config patch changes a setting a running pool cannot take (so the pool is restarted). */
+export function restartsPool(patch: object): boolean {
+  return Object.keys(patch).some((k) => !LIVE.has(k));
+}

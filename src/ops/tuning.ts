@@ -204,3 +204,23 @@ export async function decideTimeouts(pool: ManagedPool, o: ResolvedAutoTune, pro
 function pct(v: number): string {
   return `${(v * 100).toFixed(0)} %`;
 }
+
+/** What periodic auto-tuning uses of a DatabasePool. */
+export interface TunedPools {
+  listPools(): string[];
+  optimizePoolSize(poolId: string): Promise<PoolSizeDecision>;
+  optimizeTimeouts(poolId: string): Promise<TimeoutDecision>;
+}
+
+/** One round of auto-tuning (`autoTune.intervalMs`): size, then timeouts, of every pool. */
+export async function autoTuneAll(db: TunedPools, logger: Pick<Console, 'warn'> | null): Promise<void> {
+  for (const poolId of db.listPools()) {
+    try {
+      const size = await db.optimizePoolSize(poolId);
+      if (size.after !== size.before) logger?.warn(`[db-pool-otel] auto-tune: pool "${poolId}" max ${size.before} → ${size.after}: ${size.reason}`);
+      await db.optimizeTimeouts(poolId);
+    } catch {
+      // A pool that cannot be measured now is tuned next time; health checks report why.
+    }
+  }
+}

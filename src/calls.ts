@@ -1,0 +1,158 @@
+/**
+ * The three ways to run work on a pool id — one statement, a loan lent to a callback, a
+ * transaction — and what a call's options mean: its limits (a deadline and an abort signal,
+ * validated) and a transaction's BEGIN (isolation level, read only).
+ */
+import type pg from 'pg';
+import { type ConfigIssue, InvalidConfigError, TransactionRolledBackError } from './errors.js';
+import type { ManagedPool } from './pool/managed-pool.js';
+import type { CallLimits, PooledConnection, QueryInput, QueryResult } from './pool/pooled-connection.js';
+import type { CallOptions, QueryOptions, TransactionOptions } from './pool-api.js';
+import { type ReplicaSet, unreachable } from './routing/replica-set.js';
+
+const ISOLATION_LEVELS = new Set<string>(['READ UNCOMMITTED', 'READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE']);
+
+/** The limits of a call from its options (validated), or undefined when it has none. */
+export function callLimits(options: CallOptions): CallLimits | undefined {
+  const { timeoutMs, signal } = options;
+  if (timeoutMs === undefined && signal === undefined) return undefined;
+  const issues: ConfigIssue[] = [];
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= 86_400_000)) {
+    issues.push({
+      path: 'timeoutMs',
+      value: typeof timeoutMs === 'number' ? timeoutMs : typeof timeoutMs,
+      rule: 'must be a whole number of ms from 1 to 86400000',
+    });
+  }
+  if (
+    signal !== undefined &&
+    !(typeof signal === 'object' && signal !== null && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')
+  ) {
+    issues.push({ path: 'signal', value: typeof signal, rule: 'must be an AbortSignal' });
+  }
+  if (issues.length > 0) throw new InvalidConfigError(issues);
+  return { timeoutMs, deadline: timeoutMs === undefined ? Infinity : performance.now() + timeoutMs, signal };
+}
+
+export function beginStatement(options: TransactionOptions): string {
+  let sql = 'BEGIN';
+  if (options.isolationLevel !== undefined) {
+    const level = String(options.isolationLevel).toUpperCase().replace(/_/g, ' ');
+    if (!ISOLATION_LEVELS.has(level)) {
+      throw new InvalidConfigError([
+        { path: 'isolationLevel', value: options.isolationLevel, rule: 'must be READ UNCOMMITTED, READ COMMITTED, REPEATABLE READ or SERIALIZABLE' },
+      ]);
+    }
+    sql += ` ISOLATION LEVEL ${level}`;
+  }
+  if (options.readOnly !== undefined) {
+    if (typeof options.readOnly !== 'boolean') {
+      throw new InvalidConfigError([{ path: 'readOnly', value: options.readOnly, rule: 'must be true or false' }]);
+    }
+    sql += options.readOnly ? ' READ ONLY' : ' READ WRITE';
+  }
+  return sql;
+}
+
+/**
+ * Where a call goes: the pool id's routed pool, and its replicas when the call only reads. A
+ * function, called where the facade looked the pool up before (an unknown id is POOL_NOT_FOUND
+ * after, or before, the options are checked, as it always was).
+ */
+export interface CallTarget {
+  pool: ManagedPool;
+  replicas: ReplicaSet | undefined;
+}
+
+/** One statement on a connection of the target's pool (or of a healthy replica, for a read). */
+export async function queryOn<R extends pg.QueryResultRow>(
+  target: () => CallTarget,
+  text: QueryInput,
+  values: unknown[] | undefined,
+  options: QueryOptions,
+): Promise<QueryResult<R>> {
+  const { pool, replicas } = target();
+  const limits = callLimits(options);
+  if (replicas) {
+    const { conn, onReplica } = await replicas.acquire(pool);
+    conn.limits = limits;
+    try {
+      return await conn.query<R>(text, values);
+    } catch (err) {
+      // A read that lost its replica mid-way is safe to run again on the primary.
+      if (!onReplica || !unreachable(err)) throw err;
+    } finally {
+      conn.release();
+    }
+  }
+  const conn = await pool.acquire({ limits });
+  conn.limits = limits;
+  try {
+    return await conn.query<R>(text, values);
+  } finally {
+    conn.release();
+  }
+}
+
+/** A loan of the target's pool for `fn`, always given back. */
+export async function withLoan<T>(target: () => CallTarget, fn: (conn: PooledConnection) => Promise<T>, options: CallOptions): Promise<T> {
+  const limits = callLimits(options);
+  const conn = await target().pool.acquire({ limits });
+  conn.limits = limits;
+  try {
+    return await fn(conn);
+  } finally {
+    conn.release();
+  }
+}
+
+/** `fn` in a transaction on a connection of the target's pool (of a replica when read only): COMMIT, or ROLLBACK and rethrow. */
+export async function inTransaction<T>(target: () => CallTarget, fn: (tx: PooledConnection) => Promise<T>, options: TransactionOptions): Promise<T> {
+  const begin = beginStatement(options);
+  const limits = callLimits(options);
+  const { pool, replicas } = target();
+  const conn = replicas ? (await replicas.acquire(pool)).conn : await pool.acquire({ limits });
+  conn.limits = limits;
+  let began = false;
+  try {
+    await conn.query(begin);
+    began = true;
+    const result = await fn(conn);
+    await conn.query('COMMIT');
+    conn.release();
+    return result;
+  } catch (err) {
+    if (!began || conn.released) {
+      conn.release(began ? true : undefined);
+      throw err;
+    }
+    // COMMIT was answered with ROLLBACK: the server already ended the transaction.
+    if (err instanceof TransactionRolledBackError) {
+      conn.release();
+      throw err;
+    }
+    try {
+      // The call's limits may be what ended it: the ROLLBACK itself is not subject to them.
+      conn.limits = undefined;
+      await conn.query('ROLLBACK');
+      conn.release();
+    } catch {
+      conn.release(true);
+    }
+    throw err;
+  }
+}
+
+/** `ready()`: each pool lends a connection (failing fast on a refused connect) that answers `SELECT 1`. */
+export async function ready(pools: readonly ManagedPool[]): Promise<void> {
+  await Promise.all(
+    pools.map(async (pool) => {
+      const conn = await pool.acquire({ failFast: true });
+      try {
+        await conn.query('SELECT 1');
+      } finally {
+        conn.release();
+      }
+    }),
+  );
+}
