@@ -1,6 +1,16 @@
 import { SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
-import { DbPoolError } from '../src/index.js';
-import { ATTR_ERROR_TYPE } from './semconv.js';
+import { DbPoolError, type ServerInfo } from '../src/index.js';
+import type { QueryAttrs } from './internal-types.js';
+import {
+  ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
+  ATTR_DB_NAMESPACE,
+  ATTR_DB_RESPONSE_STATUS_CODE,
+  ATTR_DB_SYSTEM_NAME,
+  ATTR_ERROR_TYPE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  DB_SYSTEM_NAME_VALUE_POSTGRESQL,
+} from './semconv.js';
 
 /** Upper bound of remembered loans (for acquire-span links); oldest dropped first. */
 export const MAX_TRACKED_LOANS = 10_000;
@@ -72,4 +82,36 @@ export function withSortedKeys(attributes: Attributes): Attributes {
   const sorted: Attributes = {};
   for (const key of Object.keys(attributes).sort()) sorted[key] = attributes[key];
   return sorted;
+}
+
+/**
+ * The attributes shared by a pool's query and connect spans and query metrics: system and pool,
+ * then namespace and server when known. A new object, for the caller to add to.
+ */
+export function serverAttrs(m: ServerInfo & { readonly poolId: string }): Attributes {
+  const a: Attributes = {
+    [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL,
+    [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: m.poolId,
+  };
+  if (m.database !== undefined) a[ATTR_DB_NAMESPACE] = m.database;
+  if (m.serverAddress !== undefined) a[ATTR_SERVER_ADDRESS] = m.serverAddress;
+  if (m.serverPort !== undefined) a[ATTR_SERVER_PORT] = m.serverPort;
+  return a;
+}
+
+/**
+ * A failed statement's metric attributes: `metric` plus `error.type` and, when the server sent
+ * one, `db.response.status_code`. Built once per failure (frozen) and kept on the statement's
+ * attributes, up to MAX_ATTR_VARIANTS; beyond that built per call.
+ */
+export function failedQueryAttrs(q: QueryAttrs, type: string, sqlState: string | undefined): Attributes {
+  const key = sqlState === undefined ? type : `${type}\u0000${sqlState}`;
+  const failures = (q.failures ??= new Map());
+  let a = failures.get(key);
+  if (a !== undefined) return a;
+  const attrs: Attributes = { ...q.metric, [ATTR_ERROR_TYPE]: type };
+  if (sqlState !== undefined) attrs[ATTR_DB_RESPONSE_STATUS_CODE] = sqlState;
+  a = Object.freeze(withSortedKeys(attrs));
+  if (failures.size < MAX_ATTR_VARIANTS) failures.set(key, a);
+  return a;
 }

@@ -23,27 +23,17 @@
  * starts. `stop()` waits at most `stopTimeoutMs` for running and waiting calls, then abandons
  * them. A handler that throws is logged and does not stop the others.
  */
-import { z } from 'zod';
-import { bool, ms, zodIssues } from '../config/config-schema.js';
-import { InvalidConfigError, type ConfigIssue } from '../errors.js';
 import { describeError } from '../util/object-utils.js';
 import { alertDedupKey, type AlertContext, type AlertHandler, type LeakedConnectionInfo, type PoolActions, type ResolvedAlert } from './alert-handler.js';
+import { resolveOptions, type AlertEvaluatorOptions } from './alert-evaluator-options.js';
+import { observe, RULE_KIND, type AlertMetrics, type AlertRuleName, type AlertRuleOptions, type Observation } from './alert-rules.js';
 import type { AlertKind } from './types.js';
 
-/** The numbers the rules read (a `DetailedMetrics` has them all). */
-export interface AlertMetrics {
-  latencyP99: number;
-  errorRate: number;
-  waitingQueueLength: number;
-  idleConnections: number;
-  activeConnections: number;
-  totalConnections: number;
-  maxConnections: number;
-  leakedConnections: number;
-  /** Message of the last connect failure, null (or undefined) after a success. */
-  lastConnectError?: string | null | undefined;
-  toJSON?(): Record<string, unknown>;
-}
+// The rules and the options live in their own modules; the package entry takes them from here.
+export { ALERT_RULE_DEFAULTS } from './alert-rules.js';
+export type { AlertMetrics, AlertRuleName, AlertRuleOptions } from './alert-rules.js';
+export { ALERT_EVALUATOR_DEFAULTS } from './alert-evaluator-options.js';
+export type { AlertEvaluatorOptions } from './alert-evaluator-options.js';
 
 /**
  * What the evaluator reads. `DatabasePool` satisfies it; tests pass a fake. When it also has
@@ -56,39 +46,6 @@ export interface AlertSource {
   getConnectionDetails(poolId: string): readonly LeakedConnectionInfo[];
   /** When present (and `probe` is on), one probe of every pool per evaluation feeds PoolDown. */
   healthCheck?(): Promise<{ healthyPools: string[]; unhealthyPools: { poolId: string; error: string }[] }>;
-}
-
-/** One rule's settings: fires when the value is above `threshold` for `forMs`. */
-export interface AlertRuleOptions {
-  /** Default true. */
-  enabled?: boolean;
-  threshold?: number;
-  forMs?: number;
-}
-
-/** Options of {@link AlertEvaluator}. */
-export interface AlertEvaluatorOptions {
-  /** How often every pool is evaluated. Default 5 000 ms. */
-  intervalMs?: number;
-  /** Per rule: `enabled`, `threshold`, `forMs`. See {@link ALERT_RULE_DEFAULTS}. */
-  rules?: Partial<Record<AlertRuleName, AlertRuleOptions>>;
-  /** PoolDown also probes every pool (`healthCheck()`) each evaluation when the source can. Default true. */
-  probe?: boolean;
-  /** Where handler failures are logged. Default `console`; `null` for silence. */
-  logger?: Pick<Console, 'warn'> | null;
-  /** Start evaluating at construction. Default true. */
-  autoStart?: boolean;
-  /**
-   * How long one handler call may run before the evaluator stops waiting for it: its `signal` is
-   * aborted, the abandonment logged, and the latest state for its key is delivered next. Default
-   * 60 000 ms (the bundled handler's own worst case, 3 attempts × 5 s, is well under it).
-   */
-  handlerTimeoutMs?: number;
-  /**
-   * How long `stop()` (and `db.close()`) waits for running and waiting handler calls; then running
-   * calls are abandoned (signal aborted) and waiting ones dropped. Default 5 000 ms.
-   */
-  stopTimeoutMs?: number;
 }
 
 /** Counts of handler calls since the evaluator was built (`callStats()`). */
@@ -110,32 +67,6 @@ export interface AlertCallStats {
   /** Calls still waiting when `stopTimeoutMs` passed in `stop()`, or decided by an evaluation `stop()` cut short: never started. */
   droppedAtStop: number;
 }
-
-/** Rule names as options keys. */
-export type AlertRuleName = 'highQueryLatency' | 'connectionExhaustion' | 'highErrorRate' | 'poolDown' | 'leakSuspected';
-
-const RULE_KIND: Record<AlertRuleName, AlertKind> = {
-  highQueryLatency: 'HighQueryLatency',
-  connectionExhaustion: 'ConnectionExhaustion',
-  highErrorRate: 'HighErrorRate',
-  poolDown: 'PoolDown',
-  leakSuspected: 'LeakSuspected',
-};
-
-/**
- * Defaults: the same thresholds and durations as the bundled Prometheus rules. For
- * ConnectionExhaustion the threshold is the number of waiting callers that must be exceeded (while
- * no connection is idle); PoolDown has none.
- */
-export const ALERT_RULE_DEFAULTS: Record<AlertRuleName, Required<AlertRuleOptions>> = {
-  highQueryLatency: { enabled: true, threshold: 1_000, forMs: 120_000 },
-  connectionExhaustion: { enabled: true, threshold: 0, forMs: 60_000 },
-  highErrorRate: { enabled: true, threshold: 0.05, forMs: 180_000 },
-  poolDown: { enabled: true, threshold: 0, forMs: 30_000 },
-  leakSuspected: { enabled: true, threshold: 0, forMs: 0 },
-};
-
-export const ALERT_EVALUATOR_DEFAULTS = { intervalMs: 5_000, probe: true, handlerTimeoutMs: 60_000, stopTimeoutMs: 5_000 } as const;
 
 /** A condition that is firing now. */
 export interface ActiveAlert {
@@ -159,24 +90,6 @@ interface Episode {
   value: number;
   peakValue: number;
 }
-
-interface Observation {
-  holds: boolean;
-  value: number;
-  /** PoolDown: why. */
-  error?: string;
-}
-
-const ruleSchema = z.strictObject(
-  {
-    enabled: bool().optional(),
-    threshold: z.number({ error: 'must be a number' }).min(0, { error: 'must be 0 or more' }).refine(Number.isFinite, { error: 'must be finite' }).optional(),
-    forMs: ms(0, 86_400_000).optional(),
-  },
-  { error: 'must be an object { enabled?, threshold?, forMs? }' },
-);
-
-const EVALUATOR_KEYS = ['intervalMs', 'rules', 'probe', 'logger', 'autoStart', 'handlerTimeoutMs', 'stopTimeoutMs'];
 
 /** One handler call for a key: what to run, and how to tell its waiters it is over (run, replaced or abandoned). */
 interface HandlerCall {
@@ -568,29 +481,6 @@ export class AlertEvaluator {
   }
 }
 
-/** Whether the condition of a rule holds in one metrics sample. */
-function observe(rule: AlertRuleName, m: AlertMetrics, threshold: number, probe: { ok: boolean; error?: string } | undefined): Observation {
-  switch (rule) {
-    case 'highQueryLatency':
-      return { holds: m.latencyP99 > threshold, value: m.latencyP99 };
-    case 'highErrorRate':
-      return { holds: m.errorRate > threshold, value: m.errorRate };
-    case 'connectionExhaustion':
-      return { holds: m.waitingQueueLength > threshold && m.idleConnections === 0, value: m.waitingQueueLength };
-    case 'leakSuspected':
-      return { holds: m.leakedConnections > threshold, value: m.leakedConnections };
-    case 'poolDown': {
-      // No connection and the last connect failed: the pool's CONNECTION_FAILED state.
-      if (m.totalConnections === 0 && m.lastConnectError) return { holds: true, value: 1, error: m.lastConnectError };
-      // A failing probe means down only while the pool has room; when it is saturated the probe
-      // merely waited in line, and ConnectionExhaustion covers that.
-      const saturated = m.waitingQueueLength > 0 || m.activeConnections >= m.maxConnections;
-      if (probe && !probe.ok && !saturated) return { holds: true, value: 1, error: probe.error ?? 'health probe failed' };
-      return { holds: false, value: 0 };
-    }
-  }
-}
-
 function episodeKey(poolId: string, kind: AlertKind): string {
   return `${poolId}\u0000${kind}`;
 }
@@ -645,66 +535,4 @@ function isPoolActions(source: unknown): source is PoolActions {
     typeof s.optimizePoolSize === 'function' &&
     typeof s.cleanupPool === 'function'
   );
-}
-
-function resolveOptions(options: unknown): {
-  intervalMs: number;
-  probe: boolean;
-  handlerTimeoutMs: number;
-  stopTimeoutMs: number;
-  rules: Record<AlertRuleName, Required<AlertRuleOptions>>;
-} {
-  const issues: ConfigIssue[] = [];
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new InvalidConfigError([{ path: '(options)', value: options, rule: 'must be an object' }], 'AlertEvaluator');
-  }
-  const o = options as Record<string, unknown>;
-  for (const key of Object.keys(o))
-    if (!EVALUATOR_KEYS.includes(key)) issues.push({ path: key, value: undefined, rule: `is not a known option (known: ${EVALUATOR_KEYS.join(', ')})` });
-  let intervalMs: number = ALERT_EVALUATOR_DEFAULTS.intervalMs;
-  if (o.intervalMs !== undefined) {
-    if (typeof o.intervalMs !== 'number' || !Number.isInteger(o.intervalMs) || o.intervalMs < 10 || o.intervalMs > 3_600_000) {
-      issues.push({ path: 'intervalMs', value: o.intervalMs, rule: 'must be a whole number from 10 to 3600000 (milliseconds)' });
-    } else intervalMs = o.intervalMs;
-  }
-  const wholeMs = (key: 'handlerTimeoutMs' | 'stopTimeoutMs', min: number, max: number, fallback: number): number => {
-    const v = o[key];
-    if (v === undefined) return fallback;
-    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
-    issues.push({ path: key, value: v, rule: `must be a whole number from ${min} to ${max} (milliseconds)` });
-    return fallback;
-  };
-  const handlerTimeoutMs = wholeMs('handlerTimeoutMs', 100, 3_600_000, ALERT_EVALUATOR_DEFAULTS.handlerTimeoutMs);
-  const stopTimeoutMs = wholeMs('stopTimeoutMs', 0, 600_000, ALERT_EVALUATOR_DEFAULTS.stopTimeoutMs);
-  if (o.probe !== undefined && typeof o.probe !== 'boolean') issues.push({ path: 'probe', value: o.probe, rule: 'must be true or false' });
-  if (o.autoStart !== undefined && typeof o.autoStart !== 'boolean') issues.push({ path: 'autoStart', value: o.autoStart, rule: 'must be true or false' });
-  if (o.logger !== undefined && o.logger !== null && typeof (o.logger as { warn?: unknown }).warn !== 'function') {
-    issues.push({ path: 'logger', value: undefined, rule: 'must have a warn(message) method, or be null for silence' });
-  }
-  const rules = Object.fromEntries(Object.entries(ALERT_RULE_DEFAULTS).map(([k, v]) => [k, { ...v }])) as Record<AlertRuleName, Required<AlertRuleOptions>>;
-  if (o.rules !== undefined) {
-    if (o.rules === null || typeof o.rules !== 'object' || Array.isArray(o.rules)) {
-      issues.push({ path: 'rules', value: undefined, rule: `must be an object keyed by rule: ${Object.keys(RULE_KIND).join(', ')}` });
-    } else {
-      for (const [name, cfg] of Object.entries(o.rules as Record<string, unknown>)) {
-        if (!(name in RULE_KIND)) {
-          issues.push({ path: `rules.${name}`, value: undefined, rule: `is not a rule (rules: ${Object.keys(RULE_KIND).join(', ')})` });
-          continue;
-        }
-        const r = ruleSchema.safeParse(cfg);
-        if (!r.success) {
-          issues.push(
-            ...zodIssues(r.error.issues, cfg, { prefix: `rules.${name}`, unknownRule: 'is not a known setting (enabled, threshold, forMs)', required: false }),
-          );
-          continue;
-        }
-        const rule = rules[name as AlertRuleName];
-        if (r.data.enabled !== undefined) rule.enabled = r.data.enabled;
-        if (r.data.threshold !== undefined) rule.threshold = r.data.threshold;
-        if (r.data.forMs !== undefined) rule.forMs = r.data.forMs;
-      }
-    }
-  }
-  if (issues.length > 0) throw new InvalidConfigError(issues, 'AlertEvaluator');
-  return { intervalMs, probe: o.probe === undefined ? ALERT_EVALUATOR_DEFAULTS.probe : (o.probe as boolean), handlerTimeoutMs, stopTimeoutMs, rules };
 }
