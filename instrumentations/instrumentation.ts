@@ -37,7 +37,7 @@ import {
   type ReleaseMessage,
   type SlowQueryMessage,
 } from '../src/index.js';
-import { releaseDriverCallRunner, releaseTraceIdProvider, retainDriverCallRunner, retainTraceIdProvider, type DriverCallRunner } from '../src/trace-context.js';
+import { releaseDriverCallRunner, releaseTraceIdProvider, retainDriverCallRunner, retainTraceIdProvider, type DriverCallRunner } from '../src/internal.js';
 import type { Subscription } from './internal-types.js';
 import { NO_RESOURCE, OPERATION_DURATION_BUCKETS, POOL_TIME_BUCKETS } from './pool-metrics.js';
 import { DbPoolInstrumentationSpans } from './spans.js';

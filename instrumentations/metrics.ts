@@ -11,7 +11,8 @@
  */
 import type { Attributes, BatchObservableCallback, BatchObservableResult, Meter, ObservableUpDownCounter } from '@opentelemetry/api';
 import { InstrumentationBase } from '@opentelemetry/instrumentation';
-import { livePoolStatuses, type QueryDescription } from '../src/index.js';
+import type { QueryDescription } from '../src/index.js';
+import { livePoolStatuses } from '../src/internal.js';
 import type { Instruments, QueryAttrs, Subscription } from './internal-types.js';
 import { PoolAttrs } from './pool-attrs.js';
 import {

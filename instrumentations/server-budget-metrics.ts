@@ -28,7 +28,7 @@ import {
 } from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import type { AggregationTemporality, CollectionResult, DataPointType, InstrumentType, MetricData } from '@opentelemetry/sdk-metrics';
-import { liveServerBudgets } from '../src/index.js';
+import { liveServerBudgets } from '../src/internal.js';
 import {
   ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
   ATTR_DB_NAMESPACE,
