@@ -26,7 +26,8 @@ export class CircuitBreaker {
 
   /**
    * A connect failed while the pool holds no connection (`failures` in a row so far). Returns true
-   * when this failure opened the circuit; a failed half-open trial opens it again, quietly.
+   * when this failure opened the circuit (a failed half-open trial at the threshold opens it again:
+   * another opening). Below the threshold, a failed trial still reopens it, without that news.
    */
   connectFailed(failures: number): boolean {
     const threshold = this.behaviour.circuitThreshold;
