@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ScenarioResult } from './support/outcomes.js';
+import type { ScenarioResult } from '../test/support/outcomes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

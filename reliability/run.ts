@@ -3,7 +3,8 @@
  * on loopback (DATABASE_URL, or the embedded server scripts/with-postgres.mjs starts), plus an
  * embedded server of its own for restart, authentication and max_connections. Prints a summary
  * table and writes reliability/results.md. Exit code 1 when a check fails (known bugs excepted,
- * which are listed as such).
+ * which are listed as such). The scenarios live in test/support/scenarios/, where the ava tests run
+ * the same ones at CI size (this runner imports them from there; test/ never imports reliability/).
  *
  *   npm run reliability                       # full size
  *   RELIABILITY_SIZE=ci npm run reliability   # the CI sizes, a few minutes
@@ -15,12 +16,12 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { auditScenario } from './audit.js';
-import { FAULTS_CI, FAULTS_FULL, dnsScenario, resetPlan, runFault, slowPlan, stallPlan, terminatePlan } from './scenarios/faults.js';
-import { alertBoundsScenario } from './scenarios/alert-bounds.js';
-import { fleetScenario } from './scenarios/fleet.js';
-import { hugeStatementsScenario } from './scenarios/huge-statements.js';
-import { INTEGRITY_CI, INTEGRITY_FULL, integrityScenario } from './scenarios/integrity.js';
-import { LOAD_CI, LOAD_FULL, loadScenario } from './scenarios/load.js';
+import { FAULTS_CI, FAULTS_FULL, dnsScenario, resetPlan, runFault, slowPlan, stallPlan, terminatePlan } from '../test/support/scenarios/faults.js';
+import { alertBoundsScenario } from '../test/support/scenarios/alert-bounds.js';
+import { fleetScenario } from '../test/support/scenarios/fleet.js';
+import { hugeStatementsScenario } from '../test/support/scenarios/huge-statements.js';
+import { INTEGRITY_CI, INTEGRITY_FULL, integrityScenario } from '../test/support/scenarios/integrity.js';
+import { LOAD_CI, LOAD_FULL, loadScenario } from '../test/support/scenarios/load.js';
 import {
   PROPERTIES_CI,
   PROPERTIES_FULL,
@@ -31,14 +32,14 @@ import {
   doubleSlashScenario,
   poolIdProperties,
   sqlProperties,
-} from './scenarios/properties.js';
-import { adminMatrixScenario, parametersScenario, sanitizedTextScenario, secretsScenario, seriesBoundScenario } from './scenarios/security.js';
-import { OWN_SERVER_SETTINGS, authPlan, maxConnectionsScenario, restartPlan } from './scenarios/server-faults.js';
-import { seriesChurnScenario } from './scenarios/series-churn.js';
-import { SOAK_CI, SOAK_FULL, soakScenario } from './scenarios/soak.js';
-import { startOwnServer, type OwnServer } from './support/own-server.js';
-import type { ScenarioContext, ScenarioResult } from './support/outcomes.js';
-import { detailSections, summaryTable } from './support/report.js';
+} from '../test/support/scenarios/properties.js';
+import { adminMatrixScenario, parametersScenario, sanitizedTextScenario, secretsScenario, seriesBoundScenario } from '../test/support/scenarios/security.js';
+import { OWN_SERVER_SETTINGS, authPlan, maxConnectionsScenario, restartPlan } from '../test/support/scenarios/server-faults.js';
+import { seriesChurnScenario } from '../test/support/scenarios/series-churn.js';
+import { SOAK_CI, SOAK_FULL, soakScenario } from '../test/support/scenarios/soak.js';
+import { startOwnServer, type OwnServer } from '../test/support/own-server.js';
+import type { ScenarioContext, ScenarioResult } from '../test/support/outcomes.js';
+import { detailSections, summaryTable } from '../test/support/report.js';
 
 const url = process.env.DATABASE_URL;
 if (!url) {

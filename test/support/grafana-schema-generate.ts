@@ -5,7 +5,7 @@
  *
  *   npx tsx test/support/grafana-schema-generate.ts
  *
- * Run it after upgrading `@grafana/schema`: test/grafana-dashboard.test.ts fails while the schema was
+ * Run it after upgrading `@grafana/schema`: test/grafana/grafana-dashboard.test.ts fails while the schema was
  * made from another version than the one installed. The schema is committed (not made at test time)
  * so that what the dashboard is held to can be read and diffed, and because generating it parses the
  * whole `@grafana/schema` type tree (about 9 s).

@@ -1,5 +1,5 @@
 /**
- * The types grafana/db-pool-dashboard.json is validated against (test/grafana-dashboard.test.ts).
+ * The types grafana/db-pool-dashboard.json is validated against (test/grafana/grafana-dashboard.test.ts).
  * `test/support/grafana-schema-generate.ts` turns them into the JSON Schema
  * `test/support/grafana-dashboard.schema.json` with ts-json-schema-generator (no extra properties
  * allowed anywhere), so a misspelled key fails the test.

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { freePort } from '../../reliability/support/server.js';
+import { freePort } from './server.js';
 
 export interface Bouncer {
   url: string;

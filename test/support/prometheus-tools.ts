@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { freePort } from '../../reliability/support/server.js';
+import { freePort } from './server.js';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
