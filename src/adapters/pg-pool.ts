@@ -1,7 +1,7 @@
 /**
  * `pgPool(db, poolId)`: a `pg.Pool` face over one pool of a `DatabasePool`, for libraries that
  * take a `pg.Pool` (Kysely, Drizzle, knex 3.3's `connectionPool`, ...) and code written for one.
- * node-postgres's own pg-pool test suite runs against it (test/pg-pool-upstream).
+ * node-postgres's own pg-pool test suite runs against it (test/adapters/pg-pool-upstream.test.ts, runner in test/support/pg-pool-upstream/).
  *
  * - It is a `pg.Pool` subclass named `PgCompatiblePool` (Drizzle tells pools from clients by
  *   `instanceof pg.Pool` or a constructor name containing "Pool"); pg's own pooling is never used.

@@ -19,7 +19,7 @@
  * title, so it can be imported next to the shipped one.
  *
  * Pure: text in, text out; no OpenTelemetry import (the series list below is checked against the
- * instrumentation's instruments and the documented series table by test/grafana-render.test.ts).
+ * instrumentation's instruments and the documented series table by test/grafana/grafana-render.test.ts).
  */
 
 /** How series are named in Prometheus: as the JS Prometheus exporter writes them, or as Prometheus translates OTLP. */

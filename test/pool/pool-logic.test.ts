@@ -4,8 +4,8 @@
  * same paths end to end; these pin the rules down and run in milliseconds.
  */
 import test from 'ava';
-import { CircuitBreaker } from '../src/pool/circuit-breaker.js';
-import { type Waiter, WaitingCallers } from '../src/pool/waiters.js';
+import { CircuitBreaker } from '../../src/pool/circuit-breaker.js';
+import { type Waiter, WaitingCallers } from '../../src/pool/waiters.js';
 
 function waiter(deadline: number, settled: string[], name: string): Waiter {
   return {
