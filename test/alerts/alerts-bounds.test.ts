@@ -8,7 +8,6 @@
  */
 import test from 'ava';
 import {
-  ALERT_EVALUATOR_DEFAULTS,
   AlertEvaluator,
   AlertHandler,
   type AlertContext,
@@ -17,6 +16,7 @@ import {
   type LeakedConnectionInfo,
   type ResolvedAlert,
 } from '../../src/index.js';
+import { ALERT_EVALUATOR_DEFAULTS } from '../../src/alerts/alert-evaluator.js';
 import { deferred, httpReceiver, recordingLogger, healthyMetrics, withTimeout } from '../support/alert-receivers.js';
 import { eventually } from '../support/helpers.js';
 

@@ -5,7 +5,8 @@
  */
 import test from 'ava';
 import { inspect } from 'node:util';
-import { AlertHandler, DEFAULT_PAGERDUTY_EVENTS_URL, type AlertContext, type DeliveryReport, type PoolActions, type ResolvedAlert } from '../../src/index.js';
+import { AlertHandler, type AlertContext, type DeliveryReport, type PoolActions, type ResolvedAlert } from '../../src/index.js';
+import { DEFAULT_PAGERDUTY_EVENTS_URL } from '../../src/alerts/channel-config.js';
 import { closedPort, httpReceiver, recordingLogger, smtpReceiver } from '../support/alert-receivers.js';
 
 const context = (kind: AlertContext['kind'], poolId: string, value: number, threshold: number): AlertContext => ({

@@ -8,8 +8,6 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
-  ALERT_EVALUATOR_DEFAULTS,
-  ALERT_RULE_DEFAULTS,
   AlertEvaluator,
   AlertHandler,
   DatabasePool,
@@ -19,6 +17,7 @@ import {
   type LeakedConnectionInfo,
   type ResolvedAlert,
 } from '../../src/index.js';
+import { ALERT_EVALUATOR_DEFAULTS, ALERT_RULE_DEFAULTS } from '../../src/alerts/alert-evaluator.js';
 import { closedPort, deferred, recordingLogger, healthyMetrics, withTimeout } from '../support/alert-receivers.js';
 
 const quiet = { warn() {} };

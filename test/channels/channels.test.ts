@@ -7,7 +7,6 @@ import {
   poolChannel,
   queryChannel,
   releaseChannel,
-  tracingActive,
   type AcquireMessage,
   type ConnectMessage,
   type PoolEventMessage,
@@ -15,6 +14,7 @@ import {
   type ReleaseMessage,
   DatabasePool,
 } from '../../src/index.js';
+import { tracingActive } from '../../src/channels.js';
 import { freePort } from '../support/server.js';
 import { newDb, serverOf } from '../support/helpers.js';
 

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { DatabasePool, InvalidConfigError, POOL_DEFAULTS, livePoolStatuses, type PoolConfig } from '../../src/index.js';
+import { DatabasePool, InvalidConfigError, POOL_DEFAULTS, type PoolConfig } from '../../src/index.js';
+import { livePoolStatuses } from '../../src/pool/registry.js';
 import { databaseUrl, newDb } from '../support/helpers.js';
 
 const SECRET = 'S3cr3t-Pa55word-xyz';

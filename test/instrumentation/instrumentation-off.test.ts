@@ -3,7 +3,8 @@
  * subscribers, so no message object is even built. (A file of its own: a fresh process.)
  */
 import test from 'ava';
-import { acquireChannel, connectChannel, leakChannel, poolChannel, queryChannel, releaseChannel, slowQueryChannel, tracingActive } from '../../src/index.js';
+import { acquireChannel, connectChannel, leakChannel, poolChannel, queryChannel, releaseChannel, slowQueryChannel } from '../../src/index.js';
+import { tracingActive } from '../../src/channels.js';
 import { DbPoolInstrumentation } from '../../instrumentations/index.js';
 import { newDb } from '../support/helpers.js';
 

@@ -5,7 +5,6 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { DataPointType, type Histogram } from '@opentelemetry/sdk-metrics';
 import {
   acquireChannel,
-  activeTraceId,
   CHANNELS,
   connectChannel,
   leakChannel,
@@ -13,10 +12,11 @@ import {
   queryChannel,
   releaseChannel,
   slowQueryChannel,
-  tracingActive,
   type LeakMessage,
   type SlowQueryMessage,
 } from '../../src/index.js';
+import { activeTraceId } from '../../src/trace-context.js';
+import { tracingActive } from '../../src/channels.js';
 import { OPERATION_DURATION_BUCKETS, PACKAGE_VERSION } from '../../instrumentations/index.js';
 import { eventually, newDb } from '../support/helpers.js';
 import { byName, parentId, point, serverOf, setupOtel, spanText, valueOf } from '../support/instrumentation-helpers.js';
