@@ -716,7 +716,7 @@ async function queryCase(): Promise<void> {
           .map((x) => fmt(x))
           .join(', '),
         fmt(hi / lo, 2),
-        `${fmt((100 * stdev(q)) / mean(q), 1)} %`,
+        q.length > 1 ? `${fmt((100 * stdev(q)) / mean(q), 1)} %` : 'n/a',
         [...cpu(name, sc)]
           .sort((x, y) => x - y)
           .map((x) => fmt(x))
