@@ -4,7 +4,8 @@
  * patch `pg` before anything loads it, and no contender should pay for another's modules.
  */
 import { createRequire } from 'node:module';
-import type { BenchSdk } from './otel.js';
+import type { BenchSdk, ServiceSdk } from './otel.js';
+import { SETUP_LABEL, TRACE_SETUPS, type TraceSetup } from './setups.js';
 import { StubClient } from './stub-client.js';
 
 const require = createRequire(import.meta.url);
@@ -36,7 +37,7 @@ export interface OpParams {
 export interface Contender {
   /** One operation; `caller` spreads callers over pools when there are several. */
   op(params: OpParams): (caller: number, i: number) => Promise<unknown>;
-  spans?(): { exported: number; dropped: number };
+  spans?(): { exported: number; dropped: number; bytes?: number };
   /** Anything the contender wants shown about itself after a run (statement table size, ...). */
   facts?(): Record<string, number>;
   scrape?(): Promise<{ ms: number; bytes: number; lines: number }>;
@@ -138,6 +139,12 @@ const tarn: Factory = async () => {
  * duration record (7 attributes). No channels, no stats, no pool of ours: what any
  * instrumentation producing these spans and histograms pays the SDK, the floor under
  * "ours + spans + metrics".
+ *
+ * It is the floor of one design only: telemetry made inline, at the call site, with the span and
+ * attribute objects prepared ahead, on a pool with no bookkeeping of its own (tarn), under the
+ * stub cases' bare SDK (no context manager, so no context propagation and every span a root). It
+ * says nothing of the cost of context propagation, of a sampler that drops spans, or of an
+ * exporter that encodes them, which the query case's production-like setups measure.
  */
 const tarnHandTelemetry: Factory = async () => {
   const { Pool } = await import('tarn');
@@ -239,26 +246,59 @@ function rawOp(p: OpParams, acquire: () => Promise<StubClient>, release: (r: Stu
 }
 
 // ---------------------------------------------------------------------------------------------
-// pg.Pool, with or without @opentelemetry/instrumentation-pg
+// The production-like setups (bench/otel.ts): names, and the request span around each operation
 // ---------------------------------------------------------------------------------------------
 
-function pgPoolFactory(instrumented: boolean): Factory {
+/** Contender names of the query case, per setup, so that bench/run.ts and this file agree. */
+export const NAMES = {
+  /** `@opentelemetry/instrumentation-pg` on pg.Pool. */
+  pgInstrumented: (s: TraceSetup) => `pg.Pool + instrumentation-pg, ${SETUP_LABEL[s]}`,
+  ours: (s: TraceSetup) => (s === 'metrics' ? 'ours, metrics only' : `ours + spans + metrics, ${SETUP_LABEL[s]}`),
+  /** knex on its own (tarn) pool, with instrumentation-pg patching the pg.Client knex drives. */
+  knexInstrumented: (s: TraceSetup) => `knex + instrumentation-pg, ${SETUP_LABEL[s]}`,
+  knexOnOurs: (s: TraceSetup) => (s === 'metrics' ? 'knex on ours, metrics only' : `knex on ours + spans + metrics, ${SETUP_LABEL[s]}`),
+  /** pg.Pool with the request span and the SDK, and no database instrumentation. */
+  requestSpanOnly: 'pg.Pool, request span only, all spans',
+  /** knex as auto-instrumentations-node sets it up: instrumentation-knex's span over instrumentation-pg's. */
+  knexBoth: 'knex + instrumentation-knex + instrumentation-pg, all spans',
+} as const;
+
+/** Each operation inside a request span when the contender runs under the service SDK; as it is otherwise. */
+function inRequest(sdk: ServiceSdk | undefined, op: (caller: number, i: number) => Promise<unknown>): (caller: number, i: number) => Promise<unknown> {
+  return sdk ? sdk.inRequest(op) : op;
+}
+
+/** instrumentation-pg enabled under the service SDK, before anything loads `pg`. */
+async function enablePgInstrumentation(sdk: ServiceSdk): Promise<void> {
+  const { PgInstrumentation } = await import('@opentelemetry/instrumentation-pg');
+  const inst = new PgInstrumentation({ enabled: false });
+  // Metrics only: no tracer provider set, so the instrumentation keeps the API's global one, which
+  // has no SDK behind it: its spans are non-recording, its metrics are recorded.
+  if (sdk.tracerProvider) inst.setTracerProvider(sdk.tracerProvider);
+  inst.setMeterProvider(sdk.meterProvider);
+  inst.enable();
+}
+
+function assertPgPatched(): void {
+  const pg = require('pg') as typeof import('pg');
+  if (!(pg.Client.prototype.query as { __wrapped?: boolean }).__wrapped) throw new Error('instrumentation-pg did not patch pg.Client');
+}
+
+// ---------------------------------------------------------------------------------------------
+// pg.Pool, bare, or under the service SDK with or without @opentelemetry/instrumentation-pg
+// ---------------------------------------------------------------------------------------------
+
+function pgPoolFactory(setup?: TraceSetup, instrumented = true): Factory {
   return async (o) => {
-    let sdk: BenchSdk | undefined;
-    if (instrumented) {
-      const { startSdk } = await import('./otel.js');
-      sdk = startSdk({ traces: true });
-      const { PgInstrumentation } = await import('@opentelemetry/instrumentation-pg');
-      const inst = new PgInstrumentation({ enabled: false });
-      inst.setTracerProvider(sdk.tracerProvider!);
-      inst.setMeterProvider(sdk.meterProvider);
-      inst.enable();
+    let sdk: ServiceSdk | undefined;
+    if (setup) {
+      const { startServiceSdk } = await import('./otel.js');
+      sdk = startServiceSdk(setup);
+      if (instrumented) await enablePgInstrumentation(sdk);
     }
     // Through require, after the instrumentation's hooks are in place.
     const pg = require('pg') as typeof import('pg');
-    if (instrumented && !(pg.Client.prototype.query as { __wrapped?: boolean }).__wrapped) {
-      throw new Error('instrumentation-pg did not patch pg.Client');
-    }
+    if (setup && instrumented) assertPgPatched();
     const pool = o.databaseUrl
       ? new pg.Pool({ connectionString: o.databaseUrl, max: POOL_MAX })
       : new pg.Pool({ max: POOL_MAX, Client: StubClient as unknown as typeof pg.Client });
@@ -267,14 +307,14 @@ function pgPoolFactory(instrumented: boolean): Factory {
       op: (p) => {
         switch (p.kind) {
           case 'cycle':
-            return async () => {
+            return inRequest(sdk, async () => {
               const client = await pool.connect();
               client.release();
-            };
+            });
           case 'select1':
-            return () => pool.query('SELECT 1');
+            return inRequest(sdk, () => pool.query('SELECT 1'));
           case 'param':
-            return () => pool.query(PARAM_SQL, [randomId()]);
+            return inRequest(sdk, () => pool.query(PARAM_SQL, [randomId()]));
           default:
             throw new Error(`pg.Pool: no ${p.kind} case`);
         }
@@ -290,18 +330,40 @@ function pgPoolFactory(instrumented: boolean): Factory {
 }
 
 // ---------------------------------------------------------------------------------------------
-// knex with its own (tarn) pool
+// knex with its own (tarn) pool, bare or under the service SDK
 // ---------------------------------------------------------------------------------------------
 
-const knexOwn: Factory = async (o) => {
-  if (!o.databaseUrl) throw new Error('knex needs a database');
-  const knex = (require('knex') as typeof import('knex')).knex;
-  const k = knex({ client: 'pg', connection: o.databaseUrl, pool: { max: POOL_MAX } });
-  return {
-    op: (p) => knexOp(k, p),
-    close: () => k.destroy(),
+function knexFactory(setup?: TraceSetup, knexInstrumentation = false): Factory {
+  return async (o) => {
+    if (!o.databaseUrl) throw new Error('knex needs a database');
+    let sdk: ServiceSdk | undefined;
+    if (setup) {
+      const { startServiceSdk } = await import('./otel.js');
+      sdk = startServiceSdk(setup);
+      await enablePgInstrumentation(sdk);
+      if (knexInstrumentation) {
+        const { KnexInstrumentation } = await import('@opentelemetry/instrumentation-knex');
+        const inst = new KnexInstrumentation({ enabled: false });
+        if (sdk.tracerProvider) inst.setTracerProvider(sdk.tracerProvider);
+        inst.setMeterProvider(sdk.meterProvider);
+        inst.enable();
+      }
+    }
+    // Through require, after the hooks are in place (knex requires pg itself, when it first connects).
+    const knex = (require('knex') as typeof import('knex')).knex;
+    const k = knex({ client: 'pg', connection: o.databaseUrl, pool: { max: POOL_MAX } });
+    if (setup) assertPgPatched();
+    const c: Contender = {
+      op: (p) => inRequest(sdk, knexOp(k, p)),
+      close: async () => {
+        await k.destroy();
+        await sdk?.shutdown();
+      },
+    };
+    if (sdk) c.spans = () => sdk.spanCounts();
+    return c;
   };
-};
+}
 
 function knexOp(k: import('knex').Knex, p: OpParams): () => Promise<unknown> {
   switch (p.kind) {
@@ -315,10 +377,15 @@ function knexOp(k: import('knex').Knex, p: OpParams): () => Promise<unknown> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ours: DatabasePool, bare, metrics only, spans + metrics, Prometheus endpoint, under knex
+// ours: DatabasePool, bare, metrics only, spans + metrics, Prometheus endpoint, under knex; and
+// under the service SDK
 // ---------------------------------------------------------------------------------------------
 
-type Telemetry = 'none' | 'metrics' | 'spans' | 'prometheus';
+/**
+ * 'metrics' and 'spans': the stub cases' bare SDK (no context manager, no request span);
+ * { service }: the production-like setups of the query case.
+ */
+type Telemetry = 'none' | 'metrics' | 'spans' | 'prometheus' | { service: TraceSetup };
 
 function oursFactory(telemetry: Telemetry, viaKnex = false): Factory {
   return async (o) => {
@@ -329,8 +396,19 @@ function oursFactory(telemetry: Telemetry, viaKnex = false): Factory {
       pg.Client = StubClient;
     }
     let sdk: BenchSdk | undefined;
+    let service: ServiceSdk | undefined;
     let scrapeUrl: string | undefined;
-    if (telemetry === 'metrics' || telemetry === 'spans') {
+    if (typeof telemetry === 'object') {
+      const { startServiceSdk } = await import('./otel.js');
+      const { trace } = await import('@opentelemetry/api');
+      const { DbPoolInstrumentation } = await import('db-pool-otel/instrumentation');
+      sdk = service = startServiceSdk(telemetry.service);
+      const inst = new DbPoolInstrumentation({ enabled: false });
+      // Metrics only: the API's global tracer provider, with no SDK behind it (as instrumentation-pg gets).
+      inst.setTracerProvider(service.tracerProvider ?? trace.getTracerProvider());
+      inst.setMeterProvider(service.meterProvider);
+      inst.enable();
+    } else if (telemetry === 'metrics' || telemetry === 'spans') {
       const { startSdk } = await import('./otel.js');
       const { ProxyTracerProvider } = await import('@opentelemetry/api');
       const { DbPoolInstrumentation } = await import('db-pool-otel/instrumentation');
@@ -357,20 +435,20 @@ function oursFactory(telemetry: Telemetry, viaKnex = false): Factory {
 
     const c: Contender = {
       op: (p) => {
-        if (k) return knexOp(k, p);
+        if (k) return inRequest(service, knexOp(k, p));
         switch (p.kind) {
           case 'cycle':
-            return async (caller) => {
+            return inRequest(service, async (caller) => {
               const conn = await db.acquire(pick(caller));
               conn.release();
-            };
+            });
           case 'select1':
-            return (caller) => db.query(pick(caller), 'SELECT 1');
+            return inRequest(service, (caller) => db.query(pick(caller), 'SELECT 1'));
           case 'param':
-            return (caller) => db.query(pick(caller), PARAM_SQL, [randomId()]);
+            return inRequest(service, (caller) => db.query(pick(caller), PARAM_SQL, [randomId()]));
           case 'distinct': {
             const n = p.distinct ?? 10;
-            return (caller, i) => db.query(pick(caller), distinctText(i, n), [i]);
+            return inRequest(service, (caller, i) => db.query(pick(caller), distinctText(i, n), [i]));
           }
         }
       },
@@ -384,7 +462,10 @@ function oursFactory(telemetry: Telemetry, viaKnex = false): Factory {
         await sdk?.shutdown();
       },
     };
-    if (sdk) c.spans = () => sdk.spanCounts();
+    if (sdk) {
+      const s = sdk;
+      c.spans = () => s.spanCounts();
+    }
     if (scrapeUrl !== undefined) {
       const url = scrapeUrl;
       c.scrape = async () => {
@@ -402,12 +483,42 @@ export const CONTENDERS: Record<string, Factory> = {
   'generic-pool, our options': genericPoolAsOurs,
   tarn,
   'tarn + the same telemetry by hand': tarnHandTelemetry,
-  'pg.Pool': pgPoolFactory(false),
-  'pg.Pool + instrumentation-pg': pgPoolFactory(true),
-  knex: knexOwn,
+  'pg.Pool': pgPoolFactory(),
+  [NAMES.requestSpanOnly]: pgPoolFactory('all', false),
+  knex: knexFactory(),
+  [NAMES.knexBoth]: knexFactory('all', true),
   ours: oursFactory('none'),
+  // The stub cases' setups (bare SDK, no context manager, no request span).
   'ours + metrics': oursFactory('metrics'),
   'ours + spans + metrics': oursFactory('spans'),
   'ours + Prometheus endpoint': oursFactory('prometheus'),
   'knex on ours': oursFactory('none', true),
 };
+for (const s of TRACE_SETUPS) {
+  CONTENDERS[NAMES.pgInstrumented(s)] = pgPoolFactory(s);
+  CONTENDERS[NAMES.ours(s)] = oursFactory({ service: s });
+  CONTENDERS[NAMES.knexInstrumented(s)] = knexFactory(s);
+  CONTENDERS[NAMES.knexOnOurs(s)] = oursFactory({ service: s }, true);
+}
+
+/**
+ * A --contenders list: names separated by ";" or by "," (names that contain a comma, such as
+ * "ours, metrics only", are recognised whole).
+ */
+export function parseContenderList(list: string): string[] {
+  if (list.includes(';'))
+    return list
+      .split(';')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const parts = list.split(',');
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; ) {
+    // The longest run of parts that names a contender; a single part otherwise.
+    let j = parts.length;
+    while (j > i + 1 && !(parts.slice(i, j).join(',').trim() in CONTENDERS)) j--;
+    out.push(parts.slice(i, j).join(',').trim());
+    i = j;
+  }
+  return out.filter(Boolean);
+}

@@ -7,6 +7,19 @@ export function median(xs: readonly number[]): number {
   return v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
 }
 
+export function mean(xs: readonly number[]): number {
+  const v = xs.filter((x) => Number.isFinite(x));
+  return v.length === 0 ? NaN : v.reduce((a, b) => a + b, 0) / v.length;
+}
+
+/** Sample standard deviation (n − 1). */
+export function stdev(xs: readonly number[]): number {
+  const v = xs.filter((x) => Number.isFinite(x));
+  if (v.length < 2) return NaN;
+  const m = mean(v);
+  return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1));
+}
+
 export function range(xs: readonly number[]): [number, number] {
   const v = xs.filter((x) => Number.isFinite(x));
   return v.length === 0 ? [NaN, NaN] : [Math.min(...v), Math.max(...v)];

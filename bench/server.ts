@@ -39,6 +39,14 @@ function readStat(pid: number | 'self', withChildren = false): ProcStat | undefi
   return { ppid: Number(f[1]), cpuUs: ticks * TICK_US };
 }
 
+/** CPU microseconds used so far by these processes (those gone or unreadable count 0); undefined without /proc. */
+export function processesCpuUs(pids: readonly number[]): number | undefined {
+  if (!fs.existsSync('/proc/self/stat')) return undefined;
+  let sum = 0;
+  for (const pid of pids) sum += readStat(pid)?.cpuUs ?? 0;
+  return sum;
+}
+
 /** Server CPU meter: the postmaster that forked `backendPid`, and all its children. */
 export class ServerCpu {
   private constructor(readonly postmasterPid: number) {}

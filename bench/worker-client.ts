@@ -19,7 +19,7 @@ export interface WorkerOptions {
 
 export interface ClosedWorker {
   totalOps: number;
-  spans?: { exported: number; dropped: number };
+  spans?: { exported: number; dropped: number; bytes?: number };
 }
 
 export class Worker {
@@ -48,6 +48,11 @@ export class Worker {
       this.#exited = true;
       this.#pending?.reject(new Error(`${this.label}: worker exited (${code})`));
     });
+  }
+
+  /** The worker's process id. */
+  get pid(): number | undefined {
+    return this.#child.pid;
   }
 
   request<T>(m: WorkerRequest): Promise<T> {
