@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { type ConfigIssue, InvalidConfigError, TransactionRolledBackError } from './errors.js';
 import type { ManagedPool } from './pool/managed-pool.js';
 import type { CallLimits, PooledConnection, QueryInput, QueryResult } from './pool/pooled-connection.js';
-import type { CallOptions, QueryOptions, TransactionOptions } from './pool-api.js';
+import type { CallOptions, TransactionOptions } from './pool-api.js';
 import { type ReplicaSet, unreachable } from './routing/replica-set.js';
 
 const ISOLATION_LEVELS = new Set<string>(['READ UNCOMMITTED', 'READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE']);
@@ -55,24 +55,16 @@ export function beginStatement(options: TransactionOptions): string {
 }
 
 /**
- * Where a call goes: the pool id's routed pool, and its replicas when the call only reads. A
- * function, called where the facade looked the pool up before (an unknown id is POOL_NOT_FOUND
- * after, or before, the options are checked, as it always was).
+ * One statement on a connection of `pool`, or of a healthy replica when `replicas` is given (a read).
+ * The facade validates the options (`callLimits`, `beginStatement`) and looks the pool up first.
  */
-export interface CallTarget {
-  pool: ManagedPool;
-  replicas: ReplicaSet | undefined;
-}
-
-/** One statement on a connection of the target's pool (or of a healthy replica, for a read). */
 export async function queryOn<R extends pg.QueryResultRow>(
-  target: () => CallTarget,
+  pool: ManagedPool,
+  replicas: ReplicaSet | undefined,
+  limits: CallLimits | undefined,
   text: QueryInput,
   values: unknown[] | undefined,
-  options: QueryOptions,
 ): Promise<QueryResult<R>> {
-  const { pool, replicas } = target();
-  const limits = callLimits(options);
   if (replicas) {
     const { conn, onReplica } = await replicas.acquire(pool);
     conn.limits = limits;
@@ -94,10 +86,9 @@ export async function queryOn<R extends pg.QueryResultRow>(
   }
 }
 
-/** A loan of the target's pool for `fn`, always given back. */
-export async function withLoan<T>(target: () => CallTarget, fn: (conn: PooledConnection) => Promise<T>, options: CallOptions): Promise<T> {
-  const limits = callLimits(options);
-  const conn = await target().pool.acquire({ limits });
+/** A loan of `pool` for `fn`, always given back. */
+export async function withLoan<T>(pool: ManagedPool, limits: CallLimits | undefined, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
+  const conn = await pool.acquire({ limits });
   conn.limits = limits;
   try {
     return await fn(conn);
@@ -106,11 +97,14 @@ export async function withLoan<T>(target: () => CallTarget, fn: (conn: PooledCon
   }
 }
 
-/** `fn` in a transaction on a connection of the target's pool (of a replica when read only): COMMIT, or ROLLBACK and rethrow. */
-export async function inTransaction<T>(target: () => CallTarget, fn: (tx: PooledConnection) => Promise<T>, options: TransactionOptions): Promise<T> {
-  const begin = beginStatement(options);
-  const limits = callLimits(options);
-  const { pool, replicas } = target();
+/** `fn` in a transaction (`begin` opens it) on a connection of `pool`, or of a replica when read only: COMMIT, or ROLLBACK and rethrow. */
+export async function inTransaction<T>(
+  pool: ManagedPool,
+  replicas: ReplicaSet | undefined,
+  begin: string,
+  limits: CallLimits | undefined,
+  fn: (tx: PooledConnection) => Promise<T>,
+): Promise<T> {
   const conn = replicas ? (await replicas.acquire(pool)).conn : await pool.acquire({ limits });
   conn.limits = limits;
   let began = false;

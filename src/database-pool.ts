@@ -17,7 +17,7 @@ import type { DatabasePoolOptions } from './database-pool-options.js';
 import { knexConfig as buildKnexConfig, type KnexConfigOptions } from './adapters/knex-config.js';
 import { pgPool as buildPgPool, type PgCompatiblePool, type PgPoolFaceOptions } from './adapters/pg-pool.js';
 import { PoolRoutes } from './routing/pool-routes.js';
-import { type CallTarget, inTransaction, queryOn, ready, withLoan } from './calls.js';
+import { beginStatement, callLimits, inTransaction, queryOn, ready, withLoan } from './calls.js';
 import { onTransition, poolHooks } from './facade-events.js';
 import { AlertEvaluator } from './alerts/alert-evaluator.js';
 import type { AlertHandler } from './alerts/alert-handler.js';
@@ -142,7 +142,7 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
     values?: unknown[],
     options: QueryOptions = {},
   ): Promise<QueryResult<R>> {
-    return queryOn<R>(() => this.#target(poolId, options.readOnly), text, values, options);
+    return queryOn<R>(this.#get(poolId), options.readOnly ? this.#routes.replicas(poolId) : undefined, callLimits(options), text, values);
   }
 
   /**
@@ -152,7 +152,8 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
    * await db.withConnection('main', async (conn) => { await conn.query('SET LOCAL ...'); return conn.query('SELECT ...'); });
    */
   async withConnection<T>(poolId: string, fn: (conn: PooledConnection) => Promise<T>, options: CallOptions = {}): Promise<T> {
-    return withLoan(() => this.#target(poolId, false), fn, options);
+    const limits = callLimits(options);
+    return withLoan(this.#get(poolId), limits, fn);
   }
 
   /**
@@ -167,7 +168,9 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
    * }, { isolationLevel: 'SERIALIZABLE' });
    */
   async transaction<T>(poolId: string, fn: (tx: PooledConnection) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    return inTransaction(() => this.#target(poolId, options.readOnly), fn, options);
+    const begin = beginStatement(options);
+    const limits = callLimits(options);
+    return inTransaction(this.#get(poolId), options.readOnly ? this.#routes.replicas(poolId) : undefined, begin, limits, fn);
   }
 
   /**
@@ -384,11 +387,6 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
     const shown = typeof poolId === 'string' ? poolId : `(a ${poolId === null ? 'null' : typeof poolId}, not a pool id)`;
     if (this.#closing) throw new PoolClosedError(shown);
     throw new PoolNotFoundError(shown);
-  }
-
-  #target(poolId: string, readOnly: boolean | undefined): CallTarget {
-    const pool = this.#get(poolId);
-    return { pool, replicas: readOnly ? this.#routes.replicas(poolId) : undefined };
   }
 
   #assertOpen(): void {

@@ -45,11 +45,11 @@ export class IdleEviction {
   #due(): void {
     this.#timer = undefined;
     this.#at = Infinity;
-    this.evictIdle();
+    this.#evictIdle();
   }
 
   /** An eviction pass now, then the timer for the next deadline of the idle connections left. */
-  evictIdle(): void {
+  #evictIdle(): void {
     if (this.pool.closing()) return;
     evictNow(this.gpool);
     const idleTimeout = this.pool.config().idleTimeoutMs;
@@ -62,7 +62,7 @@ export class IdleEviction {
       // Due but answering the pool's budget statement (eviction waits for it): looked at again
       // as soon as it has answered.
       const reading = at <= now + TIMER_SLACK_MS ? this.budgetReads.get(r.obj) : undefined;
-      if (reading) void reading.then(() => this.evictIdle());
+      if (reading) void reading.then(() => this.#evictIdle());
       else if (at < next) next = at;
     }
     if (next !== Infinity) this.schedule(next);

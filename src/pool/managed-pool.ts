@@ -15,7 +15,6 @@ import { CircuitOpenError, ConnectionFailedError, PoolClosedError, QueryAbortedE
 import { evictNow, installEvictor, refreshTables, setLimits, stopEvictor } from './generic-pool-internals.js';
 import { LeakDetector } from './leak-detector.js';
 import { type DetailedMetrics, PoolMetrics, type QueryMetrics } from './metrics.js';
-import type { WaitingCallers } from './waiters.js';
 import { BudgetReader } from './budget-reader.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { IdleEviction } from './idle-eviction.js';
@@ -45,8 +44,6 @@ export class ManagedPool implements LoanOwner {
   readonly #gpool: GenericPool<LentConnection>;
   /** Lends connections to callers, queues those who wait, times them out. */
   readonly #lender: Lender;
-  /** Callers waiting for a connection, and their acquire timeouts (the lender's). */
-  readonly #waiters: WaitingCallers;
   readonly #leaks: LeakDetector;
   #stats: PoolStats;
   #closing: Promise<void> | undefined;
@@ -114,7 +111,6 @@ export class ManagedPool implements LoanOwner {
       stats: () => this.#stats,
       connectFailure: () => (this.#factory.backoff.failures > 0 ? this.#factory.lastError : undefined),
     });
-    this.#waiters = this.#lender.waiters;
     // generic-pool reports these as events too; they are handled in the factory.
     this.#gpool.on('factoryCreateError', () => {});
     this.#gpool.on('factoryDestroyError', () => {});
@@ -137,7 +133,7 @@ export class ManagedPool implements LoanOwner {
       refreshBudget: () => this.refreshServerBudget(),
     });
     this.#budgetReader = new BudgetReader(this.#budget, this.#factory, this.#gpool, {
-      busy: () => this.#closing !== undefined || this.#waiters.size > 0,
+      busy: () => this.#closing !== undefined || this.#lender.waiters.size > 0,
       statementTimeoutMs: () => Math.max(1_000, Math.min(5_000, this.#config.acquireTimeoutMs)),
     });
     registerBudget(this.#budget);
@@ -205,7 +201,7 @@ export class ManagedPool implements LoanOwner {
     if (!tracingActive(acquireChannel)) return open ? Promise.reject(this.#circuitError()) : this.#lender.acquire(undefined, stack, failFast, limits);
     const msg: AcquireMessage = {
       poolId: this.poolId,
-      pendingAtStart: this.#waiters.size,
+      pendingAtStart: this.#lender.waiters.size,
       mustWait: this.#gpool.available === 0,
     };
     return acquireChannel.tracePromise(() => (open ? Promise.reject(this.#circuitError()) : this.#lender.acquire(msg, stack, failFast, limits)), msg);
@@ -229,12 +225,12 @@ export class ManagedPool implements LoanOwner {
       this.#stats.totals.circuitOpens++;
       this.publish('circuit-open', { error: err.message });
     }
-    if (this.#waiters.size > 0) {
+    if (this.#lender.waiters.size > 0) {
       const failure =
         this.#circuit.state === 'open'
           ? new CircuitOpenError(this.poolId, err)
           : new ConnectionFailedError(this.poolId, this.#factory.target(), this.#factory.attempts, err);
-      this.#waiters.fail(failure, b.failFast ? undefined : (w) => w.failFast);
+      this.#lender.waiters.fail(failure, b.failFast ? undefined : (w) => w.failFast);
     }
     this.hooks.onUnreachable?.(err);
   }
@@ -483,11 +479,11 @@ export class ManagedPool implements LoanOwner {
         this.#gpool.destroy(conn).catch(() => {});
       }
       this.#heldBack.clear();
-      this.#waiters.fail(new PoolClosedError(this.poolId));
+      this.#lender.waiters.fail(new PoolClosedError(this.poolId));
       stopEvictor(g);
     }
     await g.clear();
-    this.#waiters.stop();
+    this.#lender.waiters.stop();
     clearInterval(this.#tableTimer);
     this.#eviction.stop();
     // Lifetime totals outlive this pool object (restartPool hands the stats on).
