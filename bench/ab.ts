@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { OpKind } from './contenders.js';
+import { parseContenderList, type OpKind } from './contenders.js';
 import type { LoadResult } from './measure.js';
 import { fmt, median, paired, spread } from './report.js';
 import { Worker } from './worker-client.js';
@@ -53,7 +53,7 @@ const options = o.db ? { databaseUrl: process.env.DATABASE_URL } : {};
 const nodeFlags = o.node?.split(' ').filter(Boolean);
 
 const procs = Number(o.procs);
-for (const name of o.contenders!.split(',').map((s) => s.trim())) {
+for (const name of parseContenderList(o.contenders!)) {
   const samples = new Map<string, { rate: number; cpu: number }[]>([
     ['before', []],
     ['after', []],
