@@ -38,6 +38,7 @@ import {
   type SlowQueryMessage,
 } from '../src/index.js';
 import { releaseDriverCallRunner, releaseTraceIdProvider, retainDriverCallRunner, retainTraceIdProvider, type DriverCallRunner } from '../src/internal.js';
+import { HeldValues } from './held-values.js';
 import type { Subscription } from './internal-types.js';
 import { NO_RESOURCE, OPERATION_DURATION_BUCKETS, POOL_TIME_BUCKETS } from './pool-metrics.js';
 import { DbPoolInstrumentationSpans } from './spans.js';
@@ -102,6 +103,7 @@ export class DbPoolInstrumentation extends DbPoolInstrumentationSpans {
     const a = config.acquireSpans;
     this._acquireSpans = a === true || a === 'always' ? 'always' : a === false || a === 'never' ? 'never' : 'waited';
     this._connectSpansOn = config.connectSpans !== false;
+    this._attributesForSampler = config.attributesForSampler === true;
     // Cached span attributes depend on the config.
     this._queryAttrs = new Map();
     const max = config.maxPoolSeries;
@@ -140,6 +142,7 @@ export class DbPoolInstrumentation extends DbPoolInstrumentationSpans {
     this._slot ??= Symbol('db-pool-otel instrumentation state');
     this._poolAttrs ??= new Map();
     this._loanTraces ??= new Map();
+    this._held ??= new HeldValues();
     const subs: Subscription[] = [];
     subs.push(
       subscribeTracing<AcquireMessage>(CHANNELS.acquire, {
@@ -176,6 +179,8 @@ export class DbPoolInstrumentation extends DbPoolInstrumentationSpans {
     super.disable();
     this._subscriptions = undefined;
     for (const s of subs) s.unsubscribe();
+    // Recorded while enabled: exported at the next collection like the rest.
+    this._held?.flush();
     this._loanTraces?.clear();
     this._acquiringPool = undefined;
     this._acquiringSpan = undefined;

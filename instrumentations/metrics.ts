@@ -14,6 +14,7 @@ import { InstrumentationBase } from '@opentelemetry/instrumentation';
 import type { QueryDescription } from '../src/index.js';
 import { livePoolStatuses } from '../src/internal.js';
 import type { Instruments, QueryAttrs, Subscription } from './internal-types.js';
+import type { HeldValues } from './held-values.js';
 import { PoolAttrs } from './pool-attrs.js';
 import {
   GAUGE_FIELDS,
@@ -68,6 +69,8 @@ export abstract class DbPoolInstrumentationMetrics extends InstrumentationBase<D
   declare protected _maxPoolSeries: number;
   /** Producer mode: the per-pool aggregation behind `metricProducer`. */
   declare protected _store: PoolMetricStore | undefined;
+  /** The statement path's histogram values, held until the next collection (held-values.ts). Created by enable(). */
+  declare protected _held: HeldValues | undefined;
 
   /** The server-budget gauges (server-budget-metrics.ts), created on first use. */
   protected _budgetGaugesOf(): ServerBudgetGauges {
@@ -92,6 +95,8 @@ export abstract class DbPoolInstrumentationMetrics extends InstrumentationBase<D
    * producer mode the instruments are the store's and the meter is not used.
    */
   protected override _updateMetricInstruments(): void {
+    // What was recorded against the instruments going away goes to them first.
+    this._held?.flush();
     // Meter mode: gauges on the meter; producer mode: appended to the producer's collections.
     if (this._exportMode === 'producer') this._budgetGaugesOf().detach();
     else this._budgetGaugesOf().attach(this.meter);
@@ -184,6 +189,8 @@ export abstract class DbPoolInstrumentationMetrics extends InstrumentationBase<D
    * readings, or 0 once it is gone (a removed pool would otherwise look busy forever).
    */
   private _observePools(result: BatchObservableResult, gauges: Record<GaugeField, ObservableUpDownCounter>): void {
+    // A collection starts: the held histogram values go to the SDK now, before it reads its storages.
+    this._held?.flush();
     if (!this._subscriptions) return; // disabled: report nothing
     const { sums, live } = this._gaugeSums();
     const observe = (field: GaugeField, value: number, attributes: Attributes) => result.observe(gauges[field], value, attributes);
@@ -200,6 +207,7 @@ export abstract class DbPoolInstrumentationMetrics extends InstrumentationBase<D
 
   /** Producer mode: the live pools' gauges for the store (none while disabled), and the live pool ids. */
   private _observeForStore(observe: (field: GaugeField, value: number, attributes: Attributes) => void): ReadonlySet<string> {
+    this._held?.flush();
     const { sums, live } = this._gaugeSums();
     if (this._subscriptions) for (const [a, g] of sums) DbPoolInstrumentationMetrics._emitGauges(a, g, observe);
     this._pruneQueryAttrs(live);

@@ -9,7 +9,7 @@
  * hot path: attribute sets come from caches (`_queryAttrs`, PoolAttrs), and an operation's state
  * rides on its channel message (`_put` / `_take`).
  */
-import { context, isSpanContextValid, SpanKind, trace, type Attributes, type Context, type Span, type SpanContext } from '@opentelemetry/api';
+import { context, isSpanContextValid, SpanKind, trace, type Attributes, type Context, type Span, type SpanContext, type SpanOptions } from '@opentelemetry/api';
 import {
   describeQuery,
   type AcquireMessage,
@@ -63,6 +63,9 @@ import {
 
 /** How a session with standard_conforming_strings = off reads '...' strings (a backslash escapes). */
 const NON_STANDARD_STRINGS = { standardConformingStrings: false } as const;
+/** startSpan's options when the attributes come after sampling: one object each, never changed. */
+const CLIENT: SpanOptions = Object.freeze({ kind: SpanKind.CLIENT });
+const INTERNAL: SpanOptions = Object.freeze({ kind: SpanKind.INTERNAL });
 
 /** DbPoolInstrumentation's channel handlers; see the file's comment. */
 export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMetrics {
@@ -81,6 +84,19 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
   declare protected _queryText: QueryTextMode;
   declare protected _acquireSpans: AcquireSpansMode;
   declare protected _connectSpansOn: boolean;
+  /** The `attributesForSampler` option: attributes passed to startSpan, or set once the span records. */
+  declare protected _attributesForSampler: boolean;
+
+  /**
+   * Starts a span: with its attributes when the sampler is to see them, or else without, setting
+   * them only if it records (the SDK copies startSpan's attributes before sampling, dropped or not).
+   */
+  private _startSpan(name: string, kind: SpanKind, attributes: Attributes, parent: Context): Span {
+    if (this._attributesForSampler) return this.tracer.startSpan(name, { kind, attributes }, parent);
+    const span = this.tracer.startSpan(name, kind === SpanKind.CLIENT ? CLIENT : INTERNAL, parent);
+    if (span.isRecording()) span.setAttributes(attributes);
+    return span;
+  }
 
   /** The span parent for a new operation, or undefined when a parent is required and missing. */
   private _parent(ctx: Context): Context | undefined {
@@ -98,16 +114,14 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
     // Synchronously in the caller's async context: context.active() is the caller's.
     const parent = this._parent(context.active());
     if (parent === undefined) return;
-    const span = this.tracer.startSpan(
+    const span = this._startSpan(
       `acquire ${m.poolId}`,
+      SpanKind.INTERNAL,
       {
-        kind: SpanKind.INTERNAL,
-        attributes: {
-          [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL,
-          [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: m.poolId,
-          [ATTR_DB_POOL_ACQUIRE_PENDING]: m.pendingAtStart,
-          [ATTR_DB_POOL_ACQUIRE_MUST_WAIT]: m.mustWait,
-        },
+        [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL,
+        [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: m.poolId,
+        [ATTR_DB_POOL_ACQUIRE_PENDING]: m.pendingAtStart,
+        [ATTR_DB_POOL_ACQUIRE_MUST_WAIT]: m.mustWait,
       },
       parent,
     );
@@ -132,7 +146,7 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
       return;
     }
 
-    if (m.waitMs !== undefined) inst.waitTime.record(seconds(m.waitMs), attrs.pool);
+    if (m.waitMs !== undefined) this._held!.record(inst.waitTime, seconds(m.waitMs), attrs.pool);
     let spanContext: SpanContext | undefined;
     if (span !== undefined) {
       if (span.isRecording()) {
@@ -194,7 +208,7 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
   protected _onRelease(m: ReleaseMessage): void {
     const inst = this._instruments!;
     const attrs = this._attrsOf(m.poolId);
-    inst.useTime.record(seconds(m.useMs), attrs.pool);
+    this._held!.record(inst.useTime, seconds(m.useMs), attrs.pool);
     if (m.destroyed) {
       // Nobody can be served by this connection any more.
       this._loanTraces!.delete(m.connectionId);
@@ -212,7 +226,7 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
     let span: Span | undefined;
     const parent = this._parent(context.active());
     if (parent !== undefined) {
-      span = this.tracer.startSpan(attrs.spanName, { kind: SpanKind.CLIENT, attributes: attrs.span }, parent);
+      span = this._startSpan(attrs.spanName, SpanKind.CLIENT, attrs.span, parent);
       if (span.isRecording()) {
         span.setAttribute(ATTR_DB_POOL_CONNECTION_ID, m.connectionId);
         span.setAttribute(ATTR_DB_POOL_QUERY_VALUES_COUNT, m.valuesCount);
@@ -246,7 +260,11 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
     if (rec === undefined) return; // started before enable(), or already finished
     const durationMs = performance.now() - rec.start;
     const type = m.error !== undefined ? errorType(m.error, m.sqlState) : undefined;
-    this._instruments!.operationDuration.record(seconds(durationMs), type === undefined ? rec.attrs.metric : failedQueryAttrs(rec.attrs, type, m.sqlState));
+    this._held!.record(
+      this._instruments!.operationDuration,
+      seconds(durationMs),
+      type === undefined ? rec.attrs.metric : failedQueryAttrs(rec.attrs, type, m.sqlState),
+    );
 
     const span = rec.span;
     if (span === undefined) return;
@@ -352,7 +370,7 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
     if (parent === undefined) return;
     const attributes = serverAttrs(m);
     attributes[ATTR_DB_POOL_CONNECT_ATTEMPT] = m.attempt;
-    const span = this.tracer.startSpan(`connect ${m.poolId}`, { kind: SpanKind.CLIENT, attributes }, parent);
+    const span = this._startSpan(`connect ${m.poolId}`, SpanKind.CLIENT, attributes, parent);
     this._put(m, span);
   }
 
@@ -383,6 +401,8 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
   protected _onPoolEvent(m: PoolEventMessage): void {
     this._instruments!.events.add(1, this._attrsOf(m.poolId).with(ATTR_DB_POOL_EVENT, m.event));
     if (m.event === 'removed' || m.event === 'closed') {
+      // Its held values go before its series are retired (or they would bring them back).
+      this._held?.flush();
       this._queryAttrs.delete(m.poolId);
       // Producer mode: the pool's series go at the next collection (see PoolMetricStore).
       if (this._exportMode === 'producer') this._store?.retire(m.poolId);
