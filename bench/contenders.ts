@@ -257,6 +257,8 @@ export const NAMES = {
   /** knex on its own (tarn) pool, with instrumentation-pg patching the pg.Client knex drives. */
   knexInstrumented: (s: TraceSetup) => `knex + instrumentation-pg, ${SETUP_LABEL[s]}`,
   knexOnOurs: (s: TraceSetup) => (s === 'metrics' ? 'knex on ours, metrics only' : `knex on ours + spans + metrics, ${SETUP_LABEL[s]}`),
+  /** Metrics only, the instrumentation in producer mode: the reader pulls its per-pool aggregates (no SDK record per value). */
+  oursProducer: 'ours, metrics only, producer mode',
   /** pg.Pool with the request span and the SDK, and no database instrumentation. */
   requestSpanOnly: 'pg.Pool, request span only, all spans',
   /** knex as auto-instrumentations-node sets it up: instrumentation-knex's span over instrumentation-pg's. */
@@ -385,7 +387,7 @@ function knexOp(k: import('knex').Knex, p: OpParams): () => Promise<unknown> {
  * 'metrics' and 'spans': the stub cases' bare SDK (no context manager, no request span);
  * { service }: the production-like setups of the query case.
  */
-type Telemetry = 'none' | 'metrics' | 'spans' | 'prometheus' | { service: TraceSetup };
+type Telemetry = 'none' | 'metrics' | 'spans' | 'prometheus' | { service: TraceSetup; producer?: boolean };
 
 function oursFactory(telemetry: Telemetry, viaKnex = false): Factory {
   return async (o) => {
@@ -402,8 +404,8 @@ function oursFactory(telemetry: Telemetry, viaKnex = false): Factory {
       const { startServiceSdk } = await import('./otel.js');
       const { trace } = await import('@opentelemetry/api');
       const { DbPoolInstrumentation } = await import('db-pool-otel/instrumentation');
-      sdk = service = startServiceSdk(telemetry.service);
-      const inst = new DbPoolInstrumentation({ enabled: false });
+      const inst = new DbPoolInstrumentation({ enabled: false, metricsExport: telemetry.producer ? 'producer' : 'meter' });
+      sdk = service = startServiceSdk(telemetry.service, telemetry.producer ? [inst.metricProducer] : undefined);
       // Metrics only: the API's global tracer provider, with no SDK behind it (as instrumentation-pg gets).
       inst.setTracerProvider(service.tracerProvider ?? trace.getTracerProvider());
       inst.setMeterProvider(service.meterProvider);
@@ -494,6 +496,7 @@ export const CONTENDERS: Record<string, Factory> = {
   'ours + Prometheus endpoint': oursFactory('prometheus'),
   'knex on ours': oursFactory('none', true),
 };
+CONTENDERS[NAMES.oursProducer] = oursFactory({ service: 'metrics', producer: true });
 for (const s of TRACE_SETUPS) {
   CONTENDERS[NAMES.pgInstrumented(s)] = pgPoolFactory(s);
   CONTENDERS[NAMES.ours(s)] = oursFactory({ service: s });

@@ -30,7 +30,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, type MetricProducer, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-node';
 import type { TraceSetup } from './setups.js';
@@ -99,8 +99,8 @@ export interface ServiceSdk extends BenchSdk {
   inRequest<A extends unknown[], T>(op: (...args: A) => Promise<T>): (...args: A) => Promise<T>;
 }
 
-function meterProvider(): MeterProvider {
-  const reader = new PeriodicExportingMetricReader({ exporter: new DropMetricExporter(), exportIntervalMillis: 10_000 });
+function meterProvider(metricProducers?: MetricProducer[]): MeterProvider {
+  const reader = new PeriodicExportingMetricReader({ exporter: new DropMetricExporter(), exportIntervalMillis: 10_000, metricProducers });
   return new MeterProvider({ readers: [reader] });
 }
 
@@ -139,7 +139,8 @@ export function startSdk(options: { traces: boolean }): BenchSdk {
 }
 
 /** The production-like SDK of the query case, registered globally in this (the contender's) process. */
-export function startServiceSdk(setup: TraceSetup): ServiceSdk {
+/** `metricProducers`: the reader's extra producers (an instrumentation in producer mode). */
+export function startServiceSdk(setup: TraceSetup, metricProducers?: MetricProducer[]): ServiceSdk {
   const spanExporter = new DropSpanExporter(setup === 'otlp');
   const { bsp, dropped } = batchProcessor(spanExporter);
   let tracerProvider: NodeTracerProvider | undefined;
@@ -157,7 +158,7 @@ export function startServiceSdk(setup: TraceSetup): ServiceSdk {
     // AsyncLocalStorageContextManager, W3C propagators, global tracer provider.
     tracerProvider.register();
   }
-  const meters = meterProvider();
+  const meters = meterProvider(metricProducers);
   const tracer: Tracer = trace.getTracer(REQUEST_SCOPE);
   const requestAttributes = Object.freeze({ 'http.request.method': 'GET', 'http.route': '/items/:id', 'url.path': '/items/42', 'url.scheme': 'http' });
   const end = (span: Span) => span.end();

@@ -150,6 +150,7 @@ const QUERY_CONTENDERS = pick([
   'knex on ours',
   NAMES.requestSpanOnly,
   ...TRACE_SETUPS.flatMap((s) => [NAMES.pgInstrumented(s), NAMES.ours(s)]),
+  NAMES.oursProducer,
   ...TRACE_SETUPS.flatMap((s) => [NAMES.knexInstrumented(s), NAMES.knexOnOurs(s)]),
   NAMES.knexBoth,
 ]);
@@ -774,6 +775,7 @@ function queryGroups(extra: string[]): QueryGroup[] {
         ...(s === 'all' ? [{ name: NAMES.requestSpanOnly, short: 'pg.Pool, request span only' }] : []),
         { name: NAMES.pgInstrumented(s), short: 'pg.Pool + instrumentation-pg' },
         { name: NAMES.ours(s), short: s === 'metrics' ? 'ours + metrics' : 'ours + spans + metrics', peer: NAMES.pgInstrumented(s) },
+        ...(s === 'metrics' ? [{ name: NAMES.oursProducer, short: 'ours + metrics, producer mode', peer: NAMES.pgInstrumented(s) }] : []),
         { name: NAMES.knexInstrumented(s), short: 'knex + instrumentation-pg' },
         ...(s === 'all' ? [{ name: NAMES.knexBoth, short: 'knex + instrumentation-knex + instrumentation-pg' }] : []),
         { name: NAMES.knexOnOurs(s), short: s === 'metrics' ? 'knex on ours + metrics' : 'knex on ours + spans + metrics', peer: NAMES.knexInstrumented(s) },
