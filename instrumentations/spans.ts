@@ -67,6 +67,16 @@ const NON_STANDARD_STRINGS = { standardConformingStrings: false } as const;
 const CLIENT: SpanOptions = Object.freeze({ kind: SpanKind.CLIENT });
 const INTERNAL: SpanOptions = Object.freeze({ kind: SpanKind.INTERNAL });
 
+/** An acquire span's attributes at its start. */
+function acquireAttributes(m: AcquireMessage): Attributes {
+  return {
+    [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL,
+    [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: m.poolId,
+    [ATTR_DB_POOL_ACQUIRE_PENDING]: m.pendingAtStart,
+    [ATTR_DB_POOL_ACQUIRE_MUST_WAIT]: m.mustWait,
+  };
+}
+
 /** DbPoolInstrumentation's channel handlers; see the file's comment. */
 export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMetrics {
   // `declare`d, as in metrics.ts: InstrumentationBase's constructor runs before field initializers.
@@ -114,17 +124,14 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
     // Synchronously in the caller's async context: context.active() is the caller's.
     const parent = this._parent(context.active());
     if (parent === undefined) return;
-    const span = this._startSpan(
-      `acquire ${m.poolId}`,
-      SpanKind.INTERNAL,
-      {
-        [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL,
-        [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: m.poolId,
-        [ATTR_DB_POOL_ACQUIRE_PENDING]: m.pendingAtStart,
-        [ATTR_DB_POOL_ACQUIRE_MUST_WAIT]: m.mustWait,
-      },
-      parent,
-    );
+    const name = `acquire ${m.poolId}`;
+    let span: Span;
+    if (this._attributesForSampler) span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes: acquireAttributes(m) }, parent);
+    else {
+      // Built only for a span that records (most acquires wait under load: most would be dropped).
+      span = this.tracer.startSpan(name, INTERNAL, parent);
+      if (span.isRecording()) span.setAttributes(acquireAttributes(m));
+    }
     this._put(m, span);
     this._acquiringPool = m.poolId;
     this._acquiringSpan = span;

@@ -10,25 +10,25 @@ import { DbPoolInstrumentation } from '../../instrumentations/index.js';
 import { newDb } from '../support/helpers.js';
 import { useAsyncContext } from '../support/instrumentation-helpers.js';
 
-/** Records every other span, and what attributes each decision was given. */
-class EveryOtherSampler implements Sampler {
+/** Records one span in three (so acquire and query spans are each recorded and dropped), and what attributes each decision was given. */
+class OneInThreeSampler implements Sampler {
   readonly seen: Attributes[] = [];
   #n = 0;
   shouldSample(_ctx: unknown, _traceId: string, _name: string, _kind: unknown, attributes: Attributes): SamplingResult {
     this.seen.push({ ...attributes });
-    return { decision: this.#n++ % 2 === 0 ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD };
+    return { decision: this.#n++ % 3 === 0 ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD };
   }
   toString(): string {
-    return 'EveryOtherSampler';
+    return 'OneInThreeSampler';
   }
 }
 
 function setup(t: import('ava').ExecutionContext, attributesForSampler?: boolean) {
   useAsyncContext();
-  const sampler = new EveryOtherSampler();
+  const sampler = new OneInThreeSampler();
   const exporter = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({ sampler, spanProcessors: [new SimpleSpanProcessor(exporter)] });
-  const inst = new DbPoolInstrumentation({ attributesForSampler, connectSpans: false, acquireSpans: 'never' });
+  const inst = new DbPoolInstrumentation({ attributesForSampler, connectSpans: false, acquireSpans: 'always' });
   inst.setTracerProvider(provider);
   t.teardown(async () => {
     inst.disable();
@@ -42,13 +42,20 @@ test.serial('by default the sampler is given no attributes, and a recorded span 
   const db = newDb(t, { sampled: { max: 1 } });
   for (let i = 0; i < 4; i++) await db.query('sampled', 'SELECT 1 AS one');
   const queries = sampler.seen.length;
-  t.true(queries >= 4);
+  t.true(queries >= 8, 'an acquire span and a query span each');
   t.true(
     sampler.seen.every((a) => Object.keys(a).length === 0),
     JSON.stringify(sampler.seen),
   );
-  const spans = exporter.getFinishedSpans();
-  t.is(spans.length, Math.ceil(queries / 2), 'every other span recorded');
+  const all = exporter.getFinishedSpans();
+  t.is(all.length, Math.ceil(queries / 3), 'one span in three recorded');
+  const acquires = all.filter((s) => s.name === 'acquire sampled');
+  const spans = all.filter((s) => s.name !== 'acquire sampled');
+  t.true(acquires.length > 0 && spans.length > 0, all.map((s) => s.name).join(', '));
+  for (const s of acquires) {
+    t.is(s.attributes['db.client.connection.pool.name'], 'sampled');
+    t.is(typeof s.attributes['db_pool.acquire.must_wait'], 'boolean');
+  }
   for (const s of spans) {
     t.is(s.attributes['db.system.name'], 'postgresql');
     t.is(s.attributes['db.client.connection.pool.name'], 'sampled');
