@@ -11,7 +11,8 @@ import type { ConnectionInfo, ManagedPool, PoolStatus } from './pool/managed-poo
 import type { DetailedMetrics, PoolMetrics, QueryMetrics } from './pool/metrics.js';
 import type { SlowQuery } from './stats/slow-query-log.js';
 import type { Knex } from 'knex';
-import { startAdminServer as startAdminEndpoint, type AdminServer, type AdminServerOptions } from './admin/admin-server.js';
+import type { AdminServer, AdminServerOptions } from './admin/admin-server.js';
+import { startAdminServer as startAdminEndpoint } from './admin/start.js';
 import { restartsPool } from './config/live-settings.js';
 import type { DatabasePoolOptions } from './database-pool-options.js';
 import { knexConfig as buildKnexConfig, type KnexConfigOptions } from './adapters/knex-config.js';

@@ -74,5 +74,5 @@ export type {
   SmtpConfig,
   WebhookChannelConfig,
 } from './alerts/channel-config.js';
-export { ADMIN_SERVER_DEFAULTS, startAdminServer } from './admin/admin-server.js';
+export { ADMIN_SERVER_DEFAULTS, startAdminServer } from './admin/start.js';
 export type { AdminServer, AdminServerOptions } from './admin/admin-server.js';
