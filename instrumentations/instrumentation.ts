@@ -23,7 +23,7 @@
  */
 import dc from 'node:diagnostics_channel';
 import { context, isSpanContextValid, trace } from '@opentelemetry/api';
-import { suppressTracing } from '@opentelemetry/core';
+import { suppressTracing } from './otel-helpers.js';
 import { isWrapped } from '@opentelemetry/instrumentation';
 import type { CollectionResult, MetricProducer } from '@opentelemetry/sdk-metrics';
 import pg from 'pg';
