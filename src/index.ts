@@ -19,7 +19,7 @@ export type { SlowQuery } from './stats/slow-query-log.js';
 export type { StatementStats } from './stats/statement-stats.js';
 export { POOL_DEFAULTS, REDACTED } from './config/config.js';
 export type { ConnectionConfig, PoolConfig, ResolvedPoolConfig, TlsConfig } from './config/config.js';
-export { loadConfigFile } from './config/config-file.js';
+export { loadConfigFile } from './config/config-file-loader.js';
 export type { ConfigFileContents } from './config/config-file.js';
 export * from './errors.js';
 export {
