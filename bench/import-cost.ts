@@ -3,7 +3,10 @@
  * the built package against one that imports only `pg`, each started fresh, in turn (A B A B ...),
  * the ratio taken pair by pair so that a machine's drift during the run cancels out.
  *
- *   node scripts/build.mjs && npx tsx bench/import-cost.ts [--runs 15]
+ *   node scripts/build.mjs && npx tsx bench/import-cost.ts [--runs 15] [--dist DIR]
+ *
+ * --dist measures another build of the package (e.g. an older checkout's `dist/`, copied inside
+ * this checkout so that it finds the same node_modules).
  *
  * Wall time is read by this process around each child (start-up to exit, spawning included, the
  * same for both sides); the peak is the child's own `process.resourceUsage().maxRSS`, read at exit.
@@ -17,15 +20,18 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values: o } = parseArgs({ options: { runs: { type: 'string', default: '15' }, warmup: { type: 'string', default: '1' } } });
+const { values: o } = parseArgs({
+  options: { runs: { type: 'string', default: '15' }, warmup: { type: 'string', default: '1' }, dist: { type: 'string', default: path.join(ROOT, 'dist') } },
+});
+const DIST = path.resolve(o.dist!);
 const runs = Number(o.runs);
 const warmup = Number(o.warmup);
 
 type Format = 'cjs' | 'esm';
 interface Side {
   format: Format;
-  /** What the child imports: a package name or a file of the build. */
-  target: string;
+  /** What the child imports, in order: package names or files of the build. */
+  targets: string[];
 }
 interface Sample {
   wallMs: number;
@@ -37,20 +43,16 @@ interface Sample {
 function child(side: Side): string[] {
   const report =
     "process.on('exit', () => process.stdout.write(JSON.stringify({ peakKiB: process.resourceUsage().maxRSS, modules: Object.keys(require.cache).length })));";
-  if (side.format === 'cjs') return ['-e', `require(${JSON.stringify(side.target)}); ${report}`];
-  const target = side.target.startsWith('/') ? pathToFileURL(side.target).href : side.target;
-  return [
-    '--input-type=module',
-    '-e',
-    `import { createRequire } from 'node:module'; const require = createRequire(process.cwd() + '/'); await import(${JSON.stringify(target)}); ${report}`,
-  ];
+  if (side.format === 'cjs') return ['-e', `${side.targets.map((t) => `require(${JSON.stringify(t)});`).join(' ')} ${report}`];
+  const imports = side.targets.map((t) => `await import(${JSON.stringify(t.startsWith('/') ? pathToFileURL(t).href : t)});`).join(' ');
+  return ['--input-type=module', '-e', `import { createRequire } from 'node:module'; const require = createRequire(process.cwd() + '/'); ${imports} ${report}`];
 }
 
 function once(side: Side): Sample {
   const started = performance.now();
   const r = spawnSync(process.execPath, child(side), { cwd: ROOT, encoding: 'utf8' });
   const wallMs = performance.now() - started;
-  if (r.status !== 0) throw new Error(`${side.target} (${side.format}) failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`${side.targets.join(', ')} (${side.format}) failed: ${r.stderr}`);
   const { peakKiB, modules } = JSON.parse(r.stdout) as { peakKiB: number; modules: number };
   return { wallMs, peakMiB: peakKiB / 1024, modules };
 }
@@ -64,17 +66,17 @@ const range = (xs: number[], digits: number): string => `${Math.min(...xs).toFix
 
 const cases: { name: string; a: Side; b: Side; reference?: true }[] = [];
 for (const format of ['cjs', 'esm'] as const) {
-  const pg: Side = { format, target: 'pg' };
-  cases.push({ name: `db-pool-otel (${format})`, a: { format, target: path.join(ROOT, 'dist', format, 'src', 'index.js') }, b: pg });
+  const pg: Side = { format, targets: ['pg'] };
+  cases.push({ name: `db-pool-otel (${format})`, a: { format, targets: [path.join(DIST, format, 'src', 'index.js')] }, b: pg });
   cases.push({
     name: `db-pool-otel/instrumentation (${format})`,
-    a: { format, target: path.join(ROOT, 'dist', format, 'instrumentations', 'index.js') },
+    a: { format, targets: [path.join(DIST, format, 'instrumentations', 'index.js')] },
     b: pg,
   });
   // What the instrumentation entry cannot go below: DbPoolInstrumentation extends InstrumentationBase.
   cases.push({
-    name: `@opentelemetry/instrumentation alone (${format}), for reference`,
-    a: { format, target: '@opentelemetry/instrumentation' },
+    name: `pg + @opentelemetry/instrumentation (${format}), for reference`,
+    a: { format, targets: ['pg', '@opentelemetry/instrumentation'] },
     b: pg,
     reference: true,
   });
