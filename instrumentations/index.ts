@@ -17,7 +17,7 @@ export type {
   MetricsExportMode,
   QueryTextMode,
 } from './types.js';
-export { startPrometheusExporter } from './prometheus-exporter.js';
+export { startPrometheusExporter } from './prometheus.js';
 export type { PrometheusExporterOptions, RunningPrometheusExporter } from './prometheus-exporter.js';
 export * from './semconv.js';
 export { PACKAGE_NAME, PACKAGE_VERSION } from './version.js';

@@ -23,21 +23,19 @@
  */
 import dc from 'node:diagnostics_channel';
 import { context, isSpanContextValid, trace } from '@opentelemetry/api';
-import { suppressTracing } from '@opentelemetry/core';
+import { suppressTracing } from './otel-helpers.js';
 import { isWrapped } from '@opentelemetry/instrumentation';
 import type { CollectionResult, MetricProducer } from '@opentelemetry/sdk-metrics';
 import pg from 'pg';
+import type { AcquireMessage, ConnectMessage, LeakMessage, PoolEventMessage, QueryMessage, ReleaseMessage, SlowQueryMessage } from '../src/index.js';
 import {
   CHANNELS,
-  type AcquireMessage,
-  type ConnectMessage,
-  type LeakMessage,
-  type PoolEventMessage,
-  type QueryMessage,
-  type ReleaseMessage,
-  type SlowQueryMessage,
-} from '../src/index.js';
-import { releaseDriverCallRunner, releaseTraceIdProvider, retainDriverCallRunner, retainTraceIdProvider, type DriverCallRunner } from '../src/internal.js';
+  releaseDriverCallRunner,
+  releaseTraceIdProvider,
+  retainDriverCallRunner,
+  retainTraceIdProvider,
+  type DriverCallRunner,
+} from '../src/internal.js';
 import { HeldValues } from './held-values.js';
 import type { Subscription } from './internal-types.js';
 import { NO_RESOURCE, OPERATION_DURATION_BUCKETS, POOL_TIME_BUCKETS } from './pool-metrics.js';

@@ -16,7 +16,7 @@
  * `metricProducers` (PrometheusExporter, PeriodicExportingMetricReader, or any MetricReader).
  */
 import { ValueType, type Attributes, type Counter, type HrTime, type Histogram } from '@opentelemetry/api';
-import { millisToHrTime } from '@opentelemetry/core';
+import { millisToHrTime } from './otel-helpers.js';
 import type { Resource } from '@opentelemetry/resources';
 import type {
   AggregationTemporality,

@@ -14,7 +14,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ProxyTracerProvider, type MeterProvider } from '@opentelemetry/api';
-import { DbPoolError } from '../src/index.js';
+import { DbPoolError } from '../src/internal.js';
 import { DbPoolInstrumentation } from './instrumentation.js';
 
 /** The meter provider it created (an SDK `MeterProvider`). */

@@ -26,7 +26,7 @@ import {
   type Meter,
   type ObservableGauge,
 } from '@opentelemetry/api';
-import { millisToHrTime } from '@opentelemetry/core';
+import { millisToHrTime } from './otel-helpers.js';
 import type { AggregationTemporality, CollectionResult, DataPointType, InstrumentType, MetricData } from '@opentelemetry/sdk-metrics';
 import { liveServerBudgets } from '../src/internal.js';
 import {

@@ -10,16 +10,16 @@
  * rides on its channel message (`_put` / `_take`).
  */
 import { context, isSpanContextValid, SpanKind, trace, type Attributes, type Context, type Span, type SpanContext, type SpanOptions } from '@opentelemetry/api';
-import {
-  describeQuery,
-  type AcquireMessage,
-  type ConnectMessage,
-  type LeakMessage,
-  type PoolEventMessage,
-  type QueryDescription,
-  type QueryMessage,
-  type ReleaseMessage,
-  type SlowQueryMessage,
+import { describeQuery } from '../src/internal.js';
+import type {
+  AcquireMessage,
+  ConnectMessage,
+  LeakMessage,
+  PoolEventMessage,
+  QueryDescription,
+  QueryMessage,
+  ReleaseMessage,
+  SlowQueryMessage,
 } from '../src/index.js';
 import type { LoanTrace, QueryAttrs, QueryRecord } from './internal-types.js';
 import { DbPoolInstrumentationMetrics } from './metrics.js';

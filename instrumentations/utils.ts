@@ -1,5 +1,6 @@
 import { SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
-import { DbPoolError, type ServerInfo } from '../src/index.js';
+import type { ServerInfo } from '../src/index.js';
+import { DbPoolError } from '../src/internal.js';
 import type { QueryAttrs } from './internal-types.js';
 import {
   ATTR_DB_CLIENT_CONNECTION_POOL_NAME,

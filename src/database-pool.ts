@@ -4,14 +4,15 @@
  */
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
-import { poolFromConfigFile } from './config/config-file.js';
+import { poolFromConfigFile } from './config/config-file-loader.js';
 import { mergePoolConfig, resolvePoolConfig, resolvePools, validatePoolId, type PoolConfig, type ResolvedPoolConfig } from './config/config.js';
 import { DbPoolError, PoolClosedError, PoolExistsError, PoolNotFoundError } from './errors.js';
 import type { ConnectionInfo, ManagedPool, PoolStatus } from './pool/managed-pool.js';
 import type { DetailedMetrics, PoolMetrics, QueryMetrics } from './pool/metrics.js';
 import type { SlowQuery } from './stats/slow-query-log.js';
 import type { Knex } from 'knex';
-import { startAdminServer as startAdminEndpoint, type AdminServer, type AdminServerOptions } from './admin/admin-server.js';
+import type { AdminServer, AdminServerOptions } from './admin/admin-server.js';
+import { startAdminServer as startAdminEndpoint } from './admin/start.js';
 import { restartsPool } from './config/live-settings.js';
 import type { DatabasePoolOptions } from './database-pool-options.js';
 import { knexConfig as buildKnexConfig, type KnexConfigOptions } from './adapters/knex-config.js';
@@ -23,7 +24,7 @@ import { AlertEvaluator } from './alerts/alert-evaluator.js';
 import type { AlertHandler } from './alerts/alert-handler.js';
 import { RECOVERY_DEFAULTS, type RecoveryOptions } from './routing/failover.js';
 import { HEALTH_DEFAULTS, deepHealthCheck, healthCheck, type DeepHealthReport, type HealthOptions, type HealthReport } from './ops/health.js';
-import { diagnoseLeaks, diagnosePerformance, type LeakDiagnosis, type PerformanceDiagnosis } from './ops/diagnosis.js';
+import type { LeakDiagnosis, PerformanceDiagnosis } from './ops/diagnosis.js';
 import {
   AUTO_TUNE_DEFAULTS,
   autoTuneAll,
@@ -294,12 +295,17 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
 
   /** What is wrong with a pool's performance, how bad, and what to do; with its slowest queries. */
   async diagnosePerformanceIssues(poolId: string): Promise<PerformanceDiagnosis> {
-    return diagnosePerformance(this.#get(poolId));
+    const pool = this.#get(poolId);
+    // Imported when first asked for, not with the package (issue 19, "cheap to import").
+    const { diagnosePerformance } = await import('./ops/diagnosis.js');
+    return diagnosePerformance(pool);
   }
 
   /** Loans held suspiciously long, with the stacks that took them. */
   async diagnoseConnectionLeak(poolId: string): Promise<LeakDiagnosis> {
-    return diagnoseLeaks(this.#get(poolId));
+    const pool = this.#get(poolId);
+    const { diagnoseLeaks } = await import('./ops/diagnosis.js');
+    return diagnoseLeaks(pool);
   }
 
   /**

@@ -19,7 +19,7 @@ export type { SlowQuery } from './stats/slow-query-log.js';
 export type { StatementStats } from './stats/statement-stats.js';
 export { POOL_DEFAULTS, REDACTED } from './config/config.js';
 export type { ConnectionConfig, PoolConfig, ResolvedPoolConfig, TlsConfig } from './config/config.js';
-export { loadConfigFile } from './config/config-file.js';
+export { loadConfigFile } from './config/config-file-loader.js';
 export type { ConfigFileContents } from './config/config-file.js';
 export * from './errors.js';
 export {
@@ -74,5 +74,5 @@ export type {
   SmtpConfig,
   WebhookChannelConfig,
 } from './alerts/channel-config.js';
-export { ADMIN_SERVER_DEFAULTS, startAdminServer } from './admin/admin-server.js';
+export { ADMIN_SERVER_DEFAULTS, startAdminServer } from './admin/start.js';
 export type { AdminServer, AdminServerOptions } from './admin/admin-server.js';

@@ -27,7 +27,15 @@ import type { AdminPools } from './pools.js';
 import { DbPoolError, InvalidConfigError, type ConfigIssue } from '../errors.js';
 import { REDACTED } from '../config/config.js';
 import { AdminHttpError, closeWithBadRequest, closeWithTimeout, discardBody, enforceHeaderDeadline, hasBody, readJsonBody, sendJson } from './http.js';
-import { DEFAULT_ADMIN_PORT, DEFAULT_MAX_BODY_BYTES, isLoopback, MIN_TOKEN_LENGTH, type AdminErrorBody, type AdminIssue } from './protocol.js';
+import {
+  ADMIN_SERVER_DEFAULTS,
+  DEFAULT_ADMIN_PORT,
+  DEFAULT_MAX_BODY_BYTES,
+  isLoopback,
+  MIN_TOKEN_LENGTH,
+  type AdminErrorBody,
+  type AdminIssue,
+} from './protocol.js';
 import { ADMIN_ROUTES, isEchoable, type AdminRoute } from './routes.js';
 
 /** Options of {@link startAdminServer}. */
@@ -70,8 +78,7 @@ export interface AdminServerOptions {
   keepAliveTimeoutMs?: number;
 }
 
-/** The socket limits of {@link startAdminServer} when not given. */
-export const ADMIN_SERVER_DEFAULTS = { maxConnections: 64, headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000 } as const;
+export { ADMIN_SERVER_DEFAULTS };
 
 /** Refusals beyond `maxConnections` are logged at most this often. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;

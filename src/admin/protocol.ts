@@ -16,6 +16,9 @@ export const DEFAULT_ADMIN_PORT = 9000;
 /** Where the CLI looks when neither `--url` nor `DB_POOL_ADMIN_URL` is set. */
 export const DEFAULT_ADMIN_URL = `http://127.0.0.1:${DEFAULT_ADMIN_PORT}`;
 
+/** The socket limits of `startAdminServer` when not given. */
+export const ADMIN_SERVER_DEFAULTS = { maxConnections: 64, headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000 } as const;
+
 /** Largest request body accepted by default (16 KiB); larger ones get 413. */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024;
 

@@ -2,8 +2,8 @@
  * The options of AlertEvaluator: what can be set, the defaults, and the validation that turns
  * what a caller passed into settings, or throws INVALID_CONFIG listing every problem at once.
  */
-import { z } from 'zod';
 import { bool, ms, zodIssues } from '../config/config-schema.js';
+import { lazy, zod } from '../util/load-zod.js';
 import { InvalidConfigError, type ConfigIssue } from '../errors.js';
 import { ALERT_RULE_DEFAULTS, RULE_KIND, type AlertRuleName, type AlertRuleOptions } from './alert-rules.js';
 
@@ -34,13 +34,20 @@ export interface AlertEvaluatorOptions {
 
 export const ALERT_EVALUATOR_DEFAULTS = { intervalMs: 5_000, probe: true, handlerTimeoutMs: 60_000, stopTimeoutMs: 5_000 } as const;
 
-const ruleSchema = z.strictObject(
-  {
-    enabled: bool().optional(),
-    threshold: z.number({ error: 'must be a number' }).min(0, { error: 'must be 0 or more' }).refine(Number.isFinite, { error: 'must be finite' }).optional(),
-    forMs: ms(0, 86_400_000).optional(),
-  },
-  { error: 'must be an object { enabled?, threshold?, forMs? }' },
+/** A rule's settings, built on the first validation of a rule (zod is not loaded before: util/load-zod). */
+const ruleSchema = lazy(() =>
+  zod().strictObject(
+    {
+      enabled: bool().optional(),
+      threshold: zod()
+        .number({ error: 'must be a number' })
+        .min(0, { error: 'must be 0 or more' })
+        .refine(Number.isFinite, { error: 'must be finite' })
+        .optional(),
+      forMs: ms(0, 86_400_000).optional(),
+    },
+    { error: 'must be an object { enabled?, threshold?, forMs? }' },
+  ),
 );
 
 const EVALUATOR_KEYS = ['intervalMs', 'rules', 'probe', 'logger', 'autoStart', 'handlerTimeoutMs', 'stopTimeoutMs'];
@@ -90,7 +97,7 @@ export function resolveOptions(options: unknown): {
           issues.push({ path: `rules.${name}`, value: undefined, rule: `is not a rule (rules: ${Object.keys(RULE_KIND).join(', ')})` });
           continue;
         }
-        const r = ruleSchema.safeParse(cfg);
+        const r = ruleSchema().safeParse(cfg);
         if (!r.success) {
           issues.push(
             ...zodIssues(r.error.issues, cfg, { prefix: `rules.${name}`, unknownRule: 'is not a known setting (enabled, threshold, forMs)', required: false }),

@@ -3,12 +3,13 @@
  * `src/config/config.ts`), and redaction. Webhook URLs, Slack URLs, custom headers, PagerDuty routing keys
  * and SMTP passwords are secrets: issues, `describe()` output and log lines never carry them.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { REDACTED, redactUrl } from '../config/config.js';
 import { bool, int, ms, nonEmptyStr, str, zodIssues } from '../config/config-schema.js';
 import { InvalidConfigError, type ConfigIssue } from '../errors.js';
 import { ALERT_LEVELS, type AlertLevel } from './types.js';
 import { closest, describeShape, redactUnknown, safeDecode, stripUndefined } from '../util/object-utils.js';
+import { lazy, zod } from '../util/load-zod.js';
 
 interface ChannelCommon {
   /** Alerts below this level skip the channel (default 'info': everything). */
@@ -86,58 +87,63 @@ export const DEFAULT_PAGERDUTY_EVENTS_URL = 'https://events.pagerduty.com/v2/enq
 const httpUrl = () => str().refine(isHttpUrl, { error: 'must be an http:// or https:// URL' });
 const address = () => str().refine(isAddress, { error: 'must be an email address (a@b.c or "Name <a@b.c>")' });
 
-const common = {
-  minLevel: z.enum(ALERT_LEVELS as [AlertLevel, ...AlertLevel[]], { error: 'must be info, warning, error or critical' }).optional(),
-  timeoutMs: ms(100, 120_000).optional(),
-};
+/** The channel and retry schemas, built on the first validation that needs them (util/load-zod). */
+const channelSchemas = lazy(() => {
+  const z = zod();
+  const common = {
+    minLevel: z.enum(ALERT_LEVELS as [AlertLevel, ...AlertLevel[]], { error: 'must be info, warning, error or critical' }).optional(),
+    timeoutMs: ms(100, 120_000).optional(),
+  };
 
-const schemas = {
-  webhook: z.strictObject({
-    type: z.literal('webhook'),
-    url: httpUrl(),
-    headers: z.record(z.string(), str(), { error: 'must be an object of header names to strings' }).optional(),
-    ...common,
-  }),
-  slack: z.strictObject({ type: z.literal('slack'), webhookUrl: httpUrl(), ...common }),
-  pagerduty: z.strictObject({
-    type: z.literal('pagerduty'),
-    routingKey: str().regex(/^\S{1,128}$/, { error: 'must be the integration key: 1-128 characters, no spaces' }),
-    eventsUrl: httpUrl().optional(),
-    ...common,
-  }),
-  email: z.strictObject({
-    type: z.literal('email'),
-    smtp: z.strictObject(
-      {
-        host: nonEmptyStr(),
-        port: int(1, 65_535),
-        secure: bool().optional(),
-        requireTLS: bool().optional(),
-        auth: z.strictObject({ user: nonEmptyStr(), pass: str() }, { error: 'must be an object { user, pass }' }).optional(),
-        tls: z.strictObject({ rejectUnauthorized: bool().optional(), servername: nonEmptyStr().optional() }, { error: 'must be an object' }).optional(),
-      },
-      { error: 'must be an object { host, port, secure?, auth? }' },
-    ),
-    from: address(),
-    to: z.union([address(), z.array(address(), { error: 'must be an address or a list of addresses' }).min(1, { error: 'must name at least one address' })], {
-      error: 'must be an address or a list of addresses',
+  const schemas = {
+    webhook: z.strictObject({
+      type: z.literal('webhook'),
+      url: httpUrl(),
+      headers: z.record(z.string(), str(), { error: 'must be an object of header names to strings' }).optional(),
+      ...common,
     }),
-    subjectPrefix: str().optional(),
-    ...common,
-  }),
-} as const;
+    slack: z.strictObject({ type: z.literal('slack'), webhookUrl: httpUrl(), ...common }),
+    pagerduty: z.strictObject({
+      type: z.literal('pagerduty'),
+      routingKey: str().regex(/^\S{1,128}$/, { error: 'must be the integration key: 1-128 characters, no spaces' }),
+      eventsUrl: httpUrl().optional(),
+      ...common,
+    }),
+    email: z.strictObject({
+      type: z.literal('email'),
+      smtp: z.strictObject(
+        {
+          host: nonEmptyStr(),
+          port: int(1, 65_535),
+          secure: bool().optional(),
+          requireTLS: bool().optional(),
+          auth: z.strictObject({ user: nonEmptyStr(), pass: str() }, { error: 'must be an object { user, pass }' }).optional(),
+          tls: z.strictObject({ rejectUnauthorized: bool().optional(), servername: nonEmptyStr().optional() }, { error: 'must be an object' }).optional(),
+        },
+        { error: 'must be an object { host, port, secure?, auth? }' },
+      ),
+      from: address(),
+      to: z.union([address(), z.array(address(), { error: 'must be an address or a list of addresses' }).min(1, { error: 'must name at least one address' })], {
+        error: 'must be an address or a list of addresses',
+      }),
+      subjectPrefix: str().optional(),
+      ...common,
+    }),
+  } satisfies Record<(typeof CHANNEL_TYPES)[number], z.ZodType>;
 
-const retrySchema = z.strictObject(
-  {
-    attempts: int(1, 10).optional(),
-    baseDelayMs: ms(0, 60_000).optional(),
-    factor: z.number({ error: 'must be a number' }).min(1, { error: 'must be from 1 to 10' }).max(10, { error: 'must be from 1 to 10' }).optional(),
-    maxDelayMs: ms(0, 600_000).optional(),
-  },
-  { error: 'must be an object { attempts?, baseDelayMs?, factor?, maxDelayMs? }' },
-);
+  const retrySchema = z.strictObject(
+    {
+      attempts: int(1, 10).optional(),
+      baseDelayMs: ms(0, 60_000).optional(),
+      factor: z.number({ error: 'must be a number' }).min(1, { error: 'must be from 1 to 10' }).max(10, { error: 'must be from 1 to 10' }).optional(),
+      maxDelayMs: ms(0, 600_000).optional(),
+    },
+    { error: 'must be an object { attempts?, baseDelayMs?, factor?, maxDelayMs? }' },
+  );
+  return { schemas, retrySchema };
+});
 
-const CHANNEL_TYPES = Object.keys(schemas) as (keyof typeof schemas)[];
+const CHANNEL_TYPES = ['webhook', 'slack', 'pagerduty', 'email'] as const;
 const channelNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const HANDLER_KEYS = ['channels', 'retry', 'timeoutMs', 'logger', 'source'];
 
@@ -185,6 +191,7 @@ export function validateHandlerOptions(input: unknown): ValidatedHandlerOptions 
   }
   let retry = RETRY_DEFAULTS;
   if (o.retry !== undefined) {
+    const { retrySchema } = channelSchemas();
     const r = retrySchema.safeParse(o.retry);
     if (r.success) retry = { ...RETRY_DEFAULTS, ...stripUndefined(r.data) };
     else issues.push(...channelIssues(r.error.issues, o.retry, 'retry', Object.keys(retrySchema.shape)));
@@ -211,7 +218,7 @@ function parseChannel(cfg: unknown, base: string, issues: ConfigIssue[]): Channe
     return undefined;
   }
   const type = (cfg as { type?: unknown }).type;
-  if (typeof type !== 'string' || !(CHANNEL_TYPES as string[]).includes(type)) {
+  if (typeof type !== 'string' || !(CHANNEL_TYPES as readonly string[]).includes(type)) {
     issues.push({
       path: `${base}.type`,
       value: type,
@@ -219,7 +226,7 @@ function parseChannel(cfg: unknown, base: string, issues: ConfigIssue[]): Channe
     });
     return undefined;
   }
-  const schema = schemas[type as keyof typeof schemas];
+  const schema = channelSchemas().schemas[type as (typeof CHANNEL_TYPES)[number]];
   const r = schema.safeParse(cfg);
   if (!r.success) {
     issues.push(...channelIssues(r.error.issues, cfg, base, Object.keys(schema.shape)));

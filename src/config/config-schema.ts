@@ -1,24 +1,26 @@
 /**
  * Zod pieces shared by the pool config (`config.ts`), alert channel (`alerts/channel-config.ts`)
  * and alert evaluator validators: the common schemas with their messages, and the mapping of zod
- * issues to one {@link ConfigIssue} per problem.
+ * issues to one {@link ConfigIssue} per problem. The helpers run when a validator builds its
+ * schemas (on its first use); zod is loaded then, not when this module is (see util/load-zod).
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { ConfigIssue } from '../errors.js';
 import { closest, safeKey, valueAt } from '../util/object-utils.js';
+import { zod } from '../util/load-zod.js';
 
 /** A whole number from `min` to `max`; `unit` ends every message. */
 export const int = (min: number, max: number, unit = '') =>
-  z
+  zod()
     .number({ error: `must be a number${unit}` })
     .int({ error: `must be a whole number${unit}` })
     .min(min, { error: `must be from ${min} to ${max}${unit}` })
     .max(max, { error: `must be from ${min} to ${max}${unit}` });
 /** A whole number of milliseconds from `min` to `max`. */
 export const ms = (min: number, max: number) => int(min, max, ' (milliseconds)');
-export const str = () => z.string({ error: 'must be a string' });
+export const str = () => zod().string({ error: 'must be a string' });
 export const nonEmptyStr = () => str().min(1, { error: 'must not be empty' });
-export const bool = () => z.boolean({ error: 'must be true or false' });
+export const bool = () => zod().boolean({ error: 'must be true or false' });
 
 /** How {@link zodIssues} names and shows the problems. */
 export interface ZodIssueOptions {

@@ -6,8 +6,9 @@
  * `[REDACTED]`.
  */
 import type pg from 'pg';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { bool, int, ms, nonEmptyStr, str, zodIssues } from './config-schema.js';
+import { lazy, zod } from '../util/load-zod.js';
 import { type ConfigIssue, InvalidConfigError } from '../errors.js';
 import { REDACTED, issueValue, redactUnknown, safeDecode, stripUndefined, type ShownFields } from '../util/object-utils.js';
 
@@ -139,107 +140,139 @@ export const POOL_DEFAULTS = {
 
 const HOUR = 3_600_000;
 
-const tlsSchema = z.strictObject({
-  rejectUnauthorized: z.boolean().optional(),
-  ca: z.string().optional(),
-  cert: z.string().optional(),
-  key: z.string().optional(),
-  servername: z.string().optional(),
-});
-
-const connectionSchema = z
-  .strictObject(
-    {
-      connectionString: str()
-        .refine(isPostgresUrl, { error: 'must be a postgres:// or postgresql:// URL with a host: postgres://user:password@host:port/database' })
-        .optional(),
-      host: nonEmptyStr().optional(),
-      port: int(1, 65_535).optional(),
-      user: nonEmptyStr().optional(),
-      password: z
-        .union([str(), z.custom<() => string | Promise<string>>((v) => typeof v === 'function')], {
-          error: 'must be a string, or a function returning the password (or a promise of it)',
-        })
-        .optional(),
-      database: nonEmptyStr().optional(),
-      ssl: z.union([z.boolean(), tlsSchema], { error: 'must be true, false or TLS options' }).optional(),
-      keepAlive: z.boolean({ error: 'must be true or false' }).optional(),
-      keepAliveInitialDelayMillis: int(0, 86_400_000, ' ms').optional(),
-      statement_timeout: int(0, 2_147_483_647, ' ms').optional(),
-      lock_timeout: int(0, 2_147_483_647, ' ms').optional(),
-      idle_in_transaction_session_timeout: int(0, 2_147_483_647, ' ms').optional(),
-      options: str().max(4_096, { error: 'must be at most 4096 characters' }).optional(),
-      stream: z
-        .custom<() => NodeJS.ReadWriteStream>((v) => typeof v === 'function', { error: 'must be a function returning a new socket or duplex stream' })
-        .optional(),
-    },
-    { error: 'must be an object with connectionString or host' },
-  )
-  .refine((c) => c.connectionString !== undefined || c.host !== undefined, {
-    error: 'needs connectionString or host',
-  });
-
 const poolIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 
-const poolSchema = z
-  .strictObject(
-    {
-      connection: connectionSchema,
-      min: int(0, 10_000).optional(),
-      max: int(1, 10_000).optional(),
-      acquireTimeoutMs: ms(1, HOUR).optional(),
-      queryTimeoutMs: ms(0, 24 * HOUR).optional(),
-      idleTimeoutMs: ms(0, 24 * HOUR).optional(),
-      maxLifetimeMs: ms(0, 7 * 24 * HOUR)
-        .refine((v) => v === 0 || v >= 1_000, { error: 'must be 0 (never) or at least 1000 (milliseconds)' })
-        .optional(),
-      maxWaitingClients: int(0, 10_000_000).optional(),
-      validateOnBorrow: bool().optional(),
-      leakDetectionThresholdMs: ms(0, 24 * HOUR).optional(),
-      leakReclaimMs: ms(0, 24 * HOUR).optional(),
-      slowQueryThresholdMs: ms(0, 24 * HOUR).optional(),
-      metricsWindowMs: ms(1_000, HOUR).optional(),
-      backup: z
-        .union(
-          [
-            z.string().regex(poolIdPattern, { error: 'must be a pool id (1-64 letters, digits, "_", ".", ":" or "-") or a connection object' }),
-            connectionSchema,
-          ],
-          {
-            error: 'must be a pool id or a connection object',
-          },
-        )
-        .optional(),
-      applicationName: str().max(63, { error: 'must be at most 63 characters (PostgreSQL truncates longer names)' }).optional(),
-      readReplicas: z.array(connectionSchema, { error: 'must be a list of connections' }).optional(),
-      transactionPooling: bool().optional(),
-      maxUses: int(0, 1_000_000_000).optional(),
-      onConnect: z.custom<PoolConfig['onConnect']>((v) => typeof v === 'function', { error: 'must be a function (client) => void | Promise<void>' }).optional(),
-      allowExitOnIdle: bool().optional(),
-      Client: z.custom<PoolConfig['Client']>((v) => typeof v === 'function', { error: 'must be a client class (pg.Client or a subclass)' }).optional(),
-    },
-    { error: 'must be an object' },
-  )
-  .superRefine((c, ctx) => {
-    const max = c.max ?? POOL_DEFAULTS.max;
-    if (c.min !== undefined && c.min > max && max >= 1) {
-      ctx.addIssue({ code: 'custom', path: ['min'], message: `must not exceed max (${max})` });
-    }
-    const detect = c.leakDetectionThresholdMs ?? 0;
-    const reclaim = c.leakReclaimMs ?? 0;
-    if (detect > 0 && reclaim > 0 && reclaim < detect) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['leakReclaimMs'],
-        message: 'must be at least leakDetectionThresholdMs, so a leak is reported before it is reclaimed',
-      });
-    }
+/** Every setting of a pool config, in the schema's order (the schema's shape must name exactly these). */
+const POOL_SETTING_NAMES = [
+  'connection',
+  'min',
+  'max',
+  'acquireTimeoutMs',
+  'queryTimeoutMs',
+  'idleTimeoutMs',
+  'maxLifetimeMs',
+  'maxWaitingClients',
+  'validateOnBorrow',
+  'leakDetectionThresholdMs',
+  'leakReclaimMs',
+  'slowQueryThresholdMs',
+  'metricsWindowMs',
+  'backup',
+  'applicationName',
+  'readReplicas',
+  'transactionPooling',
+  'maxUses',
+  'onConnect',
+  'allowExitOnIdle',
+  'Client',
+] as const;
+type PoolSetting = (typeof POOL_SETTING_NAMES)[number];
+
+/** The pool config schema, built on the first validation (zod is not loaded before: util/load-zod). */
+const poolSchema = lazy(() => {
+  const z = zod();
+  const tlsSchema = z.strictObject({
+    rejectUnauthorized: z.boolean().optional(),
+    ca: z.string().optional(),
+    cert: z.string().optional(),
+    key: z.string().optional(),
+    servername: z.string().optional(),
   });
+
+  const connectionSchema = z
+    .strictObject(
+      {
+        connectionString: str()
+          .refine(isPostgresUrl, { error: 'must be a postgres:// or postgresql:// URL with a host: postgres://user:password@host:port/database' })
+          .optional(),
+        host: nonEmptyStr().optional(),
+        port: int(1, 65_535).optional(),
+        user: nonEmptyStr().optional(),
+        password: z
+          .union([str(), z.custom<() => string | Promise<string>>((v) => typeof v === 'function')], {
+            error: 'must be a string, or a function returning the password (or a promise of it)',
+          })
+          .optional(),
+        database: nonEmptyStr().optional(),
+        ssl: z.union([z.boolean(), tlsSchema], { error: 'must be true, false or TLS options' }).optional(),
+        keepAlive: z.boolean({ error: 'must be true or false' }).optional(),
+        keepAliveInitialDelayMillis: int(0, 86_400_000, ' ms').optional(),
+        statement_timeout: int(0, 2_147_483_647, ' ms').optional(),
+        lock_timeout: int(0, 2_147_483_647, ' ms').optional(),
+        idle_in_transaction_session_timeout: int(0, 2_147_483_647, ' ms').optional(),
+        options: str().max(4_096, { error: 'must be at most 4096 characters' }).optional(),
+        stream: z
+          .custom<() => NodeJS.ReadWriteStream>((v) => typeof v === 'function', { error: 'must be a function returning a new socket or duplex stream' })
+          .optional(),
+      },
+      { error: 'must be an object with connectionString or host' },
+    )
+    .refine((c) => c.connectionString !== undefined || c.host !== undefined, {
+      error: 'needs connectionString or host',
+    });
+
+  return z
+    .strictObject(
+      {
+        connection: connectionSchema,
+        min: int(0, 10_000).optional(),
+        max: int(1, 10_000).optional(),
+        acquireTimeoutMs: ms(1, HOUR).optional(),
+        queryTimeoutMs: ms(0, 24 * HOUR).optional(),
+        idleTimeoutMs: ms(0, 24 * HOUR).optional(),
+        maxLifetimeMs: ms(0, 7 * 24 * HOUR)
+          .refine((v) => v === 0 || v >= 1_000, { error: 'must be 0 (never) or at least 1000 (milliseconds)' })
+          .optional(),
+        maxWaitingClients: int(0, 10_000_000).optional(),
+        validateOnBorrow: bool().optional(),
+        leakDetectionThresholdMs: ms(0, 24 * HOUR).optional(),
+        leakReclaimMs: ms(0, 24 * HOUR).optional(),
+        slowQueryThresholdMs: ms(0, 24 * HOUR).optional(),
+        metricsWindowMs: ms(1_000, HOUR).optional(),
+        backup: z
+          .union(
+            [
+              z.string().regex(poolIdPattern, { error: 'must be a pool id (1-64 letters, digits, "_", ".", ":" or "-") or a connection object' }),
+              connectionSchema,
+            ],
+            {
+              error: 'must be a pool id or a connection object',
+            },
+          )
+          .optional(),
+        applicationName: str().max(63, { error: 'must be at most 63 characters (PostgreSQL truncates longer names)' }).optional(),
+        readReplicas: z.array(connectionSchema, { error: 'must be a list of connections' }).optional(),
+        transactionPooling: bool().optional(),
+        maxUses: int(0, 1_000_000_000).optional(),
+        onConnect: z
+          .custom<PoolConfig['onConnect']>((v) => typeof v === 'function', { error: 'must be a function (client) => void | Promise<void>' })
+          .optional(),
+        allowExitOnIdle: bool().optional(),
+        Client: z.custom<PoolConfig['Client']>((v) => typeof v === 'function', { error: 'must be a client class (pg.Client or a subclass)' }).optional(),
+      } satisfies Record<PoolSetting, z.ZodType>,
+      { error: 'must be an object' },
+    )
+    .superRefine((c, ctx) => {
+      const max = c.max ?? POOL_DEFAULTS.max;
+      if (c.min !== undefined && c.min > max && max >= 1) {
+        ctx.addIssue({ code: 'custom', path: ['min'], message: `must not exceed max (${max})` });
+      }
+      const detect = c.leakDetectionThresholdMs ?? 0;
+      const reclaim = c.leakReclaimMs ?? 0;
+      if (detect > 0 && reclaim > 0 && reclaim < detect) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['leakReclaimMs'],
+          message: 'must be at least leakDetectionThresholdMs, so a leak is reported before it is reclaimed',
+        });
+      }
+    });
+});
 
 const SECRET_KEYS = new Set(['password', 'connectionString']);
 
 /** Every setting of a pool config. */
-export const POOL_SETTINGS: readonly string[] = Object.keys(poolSchema.shape);
+export const POOL_SETTINGS: readonly string[] = POOL_SETTING_NAMES;
 
 /**
  * The fields whose values an invalid-config issue shows as they are (an allow-list: anything not
@@ -311,7 +344,7 @@ export function validatePoolId(poolId: unknown): asserts poolId is string {
  * const cfg = resolvePoolConfig({ connection: { connectionString: process.env.DATABASE_URL }, max: 20 }, 'main');
  */
 export function resolvePoolConfig(input: unknown, poolId: string, pathPrefix = ''): ResolvedPoolConfig {
-  const parsed = poolSchema.safeParse(input);
+  const parsed = poolSchema().safeParse(input);
   if (!parsed.success) {
     const issues = zodIssues(parsed.error.issues, input, { prefix: pathPrefix, known: POOL_SETTINGS, redact: shownValue, redactUnknown });
     throw new InvalidConfigError(issues, `pool "${poolId}"`);
