@@ -120,6 +120,9 @@ export class ManagedPool implements LoanOwner {
       onReclaim: (loan, held) => this.#reclaim(loan, held),
     });
     this.#leaks.configure(config.leakDetectionThresholdMs, config.leakReclaimMs);
+    // Replaced once now, before any code has run hot on them: V8 treats a field never reassigned
+    // as constant and deoptimises generic-pool's code when the first refresh reassigns it.
+    refreshTables(this.#gpool);
     this.#tableTimer = setInterval(() => refreshTables(this.#gpool), TABLE_REFRESH_MS);
     this.#tableTimer.unref();
     const server = this.#factory.server;
