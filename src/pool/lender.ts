@@ -15,6 +15,12 @@ import { type Waiter, WaitingCallers } from './waiters.js';
 
 let nextLoanId = 1;
 
+/** generic-pool's queue priorities (0 is served first): a caller asking again after a failed test on borrow goes first. */
+const RETRY_PRIORITY = 0;
+const FIRST_PRIORITY = 1;
+/** The pool's priorityRange: the number of priorities above. */
+export const PRIORITY_RANGE = 2;
+
 /** What the lender reads of its pool, at each call (config and stats change on reconfigure). */
 export interface LenderOwner {
   /** Whom the loans are released to. */
@@ -23,6 +29,8 @@ export interface LenderOwner {
   stats(): PoolStats;
   /** The last connect error while connects are failing (the cause of an acquire timeout). */
   connectFailure(): Error | undefined;
+  /** Test on borrow: whether a connection generic-pool hands over may be lent (a promise when that takes a round trip). */
+  check(conn: LentConnection): boolean | Promise<boolean>;
 }
 
 export class Lender {
@@ -74,25 +82,42 @@ export class Lender {
         queued: false,
       };
       this.waiters.add(waiter, started);
-      const request = this.gpool.acquire();
-      waiter.request = request;
-      request.then(
-        (conn) => {
-          if (!waiter.queued) {
-            // Its caller was already failed or moved: put the connection straight back.
-            this.gpool.release(conn).catch(() => {});
-            return;
-          }
-          this.waiters.delete(waiter);
-          resolve(this.#lend(conn, started, startedAt, msg, stack, traceId));
-        },
-        (err: Error) => {
-          if (!waiter.queued) return;
-          const state = this.state();
-          this.waiters.delete(waiter);
-          reject(this.#acquireError(err, state));
-        },
-      );
+      const lend = (conn: LentConnection): void => {
+        if (!waiter.queued) {
+          // Its caller was already failed or moved: put the connection straight back.
+          this.gpool.release(conn).catch(() => {});
+          return;
+        }
+        this.waiters.delete(waiter);
+        resolve(this.#lend(conn, started, startedAt, msg, stack, traceId));
+      };
+      const failed = (err: Error): void => {
+        if (!waiter.queued) return;
+        const state = this.state();
+        this.waiters.delete(waiter);
+        reject(this.#acquireError(err, state));
+      };
+      // Test on borrow, done here rather than by generic-pool (whose testOnBorrow costs several
+      // promise hops and two Set updates per borrow even when the answer is known at once). A
+      // connection that fails it is closed and the caller asks again ahead of everyone queued
+      // after it, as with generic-pool's own test, where the caller kept its place.
+      const served = (conn: LentConnection): void => {
+        const ok = this.owner.check(conn);
+        if (ok === true) lend(conn);
+        else if (ok === false) retry(conn);
+        else ok.then((valid) => (valid ? lend(conn) : retry(conn)));
+      };
+      const retry = (conn: LentConnection): void => {
+        this.gpool.destroy(conn).catch(() => {});
+        if (!waiter.queued) return;
+        ask(RETRY_PRIORITY);
+      };
+      const ask = (priority: number): void => {
+        const request = this.gpool.acquire(priority);
+        waiter.request = request;
+        request.then(served, failed);
+      };
+      ask(FIRST_PRIORITY);
     });
   }
 

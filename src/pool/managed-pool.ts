@@ -19,7 +19,7 @@ import { BudgetReader } from './budget-reader.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { IdleEviction } from './idle-eviction.js';
 import { publishLeak, publishRelease } from './loan-events.js';
-import { Lender } from './lender.js';
+import { Lender, PRIORITY_RANGE } from './lender.js';
 import { connectionDetails, detailedMetrics, type LoadProfile, loadProfile, poolMetrics, queryMetrics, type ReportInputs } from './pool-reports.js';
 import { StatementRunner } from './statement-runner.js';
 import type { PooledConnection, CallLimits, LentConnection, LoanOwner, QueryInput, QueryResult } from './pooled-connection.js';
@@ -91,7 +91,9 @@ export class ManagedPool implements LoanOwner {
       max: config.max,
       maxWaitingClients: config.maxWaitingClients,
       // No acquireTimeoutMillis: the pool times waiters out itself (see Lender).
-      testOnBorrow: true,
+      // Tested on borrow by the Lender (see there).
+      testOnBorrow: false,
+      priorityRange: PRIORITY_RANGE,
       // Lend the most recently released connection (as pg.Pool and HikariCP do): under light load
       // the others stay idle and are closed after idleTimeoutMs, and a session's state (temporary
       // tables, SET) is usually seen by the caller's next statement.
@@ -110,6 +112,7 @@ export class ManagedPool implements LoanOwner {
       config: () => this.#config,
       stats: () => this.#stats,
       connectFailure: () => (this.#factory.backoff.failures > 0 ? this.#factory.lastError : undefined),
+      check: (conn) => this.#factory.check(conn),
     });
     // generic-pool reports these as events too; they are handled in the factory.
     this.#gpool.on('factoryCreateError', () => {});
