@@ -163,9 +163,12 @@ export class Connection<Loan extends object = object> {
     const tx = this.client.getTransactionStatus?.();
     // 'I' idle; 'T' in a transaction, 'E' in a failed one: another caller must never inherit either.
     if (tx !== undefined && tx !== null && tx !== 'I') return { ok: false, reason: 'in-transaction' };
-    return { ok: true };
+    return REUSABLE;
   }
 }
+
+/** reusable()'s usual answer, one object for every call (it runs on every borrow and release). */
+const REUSABLE = { ok: true } as const;
 
 /** What the server reported of a session's settings (ParameterStatus messages). */
 export interface SessionSettings {

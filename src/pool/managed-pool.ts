@@ -283,7 +283,9 @@ export class ManagedPool implements LoanOwner {
       return;
     }
     if (this.#config.allowExitOnIdle) setRef(conn.client, false);
-    this.#gpool.release(conn).catch(() => {});
+    // Only a release of what generic-pool has not lent rejects: checked first, so the usual
+    // release needs no handler on its (resolved) promise, which cost a promise and a microtask.
+    if (this.#gpool.isBorrowedResource(conn)) void this.#gpool.release(conn);
     const idleTimeout = this.#config.idleTimeoutMs;
     const idleAt = idleTimeout > 0 && this.#gpool.available > this.#config.min ? now + idleTimeout : Infinity;
     this.#eviction.schedule(Math.min(idleAt, conn.expiresAt));
