@@ -182,6 +182,7 @@ export class ConnectionFactory implements Factory<LentConnection> {
     this.#reportClosed(conn);
     if (conn.broken === 'timeout') void sendCancel(conn);
     conn.markBroken('ended');
+    conn.stopTimer();
     const client = conn.client;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
