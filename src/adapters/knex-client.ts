@@ -284,9 +284,10 @@ function toKnexTimeout(parts: KnexParts, err: AcquireTimeoutError): Error {
 }
 
 /** The shorter of knex's acquireConnectionTimeout and pool.acquireTimeoutMillis, when either is set. */
-function acquireLimit(...limits: unknown[]): number | undefined {
-  const set = limits.filter((l): l is number => typeof l === 'number' && l > 0);
-  return set.length > 0 ? Math.min(...set) : undefined;
+function acquireLimit(a: unknown, b: unknown): number | undefined {
+  const x = typeof a === 'number' && a > 0 ? a : undefined;
+  const y = typeof b === 'number' && b > 0 ? b : undefined;
+  return x === undefined ? y : y === undefined ? x : Math.min(x, y);
 }
 
 /**
@@ -330,6 +331,11 @@ export function createKnexClientClass(parts: KnexParts, db: PoolSource, poolId: 
         },
       );
     });
+  }
+
+  /** Whether {@link prepare} has nothing to do (the usual loan: the connection was prepared for this knex before). */
+  function isPrepared(client: KnexPgClientInternals, raw: pg.Client): boolean {
+    return Boolean(client.version) && prepared.has(raw) && searchPathKey(client.searchPath ?? client.config.searchPath) === (searchPaths.get(raw) ?? '');
   }
 
   /** Version check, search_path and afterCreate, as tarn's create did them. */
@@ -404,7 +410,8 @@ export function createKnexClientClass(parts: KnexParts, db: PoolSource, poolId: 
       }
       const connection = new KnexConnection(ctx, loan, raw, uid, slot) as unknown as pg.Client;
       try {
-        await prepare(this, connection, raw);
+        // Checked first: an async call with nothing to do still costs a promise and a turn per loan.
+        if (!isPrepared(this, raw)) await prepare(this, connection, raw);
       } catch (err) {
         loan.release(err instanceof Error ? err : true);
         slot?.();
