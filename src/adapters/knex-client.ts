@@ -1,7 +1,7 @@
 /**
  * A subclass of knex's PostgreSQL client whose connections are loans from a `DatabasePool` pool.
  *
- * knex gets, per loan, a proxy of the loan's `pg.Client`: it behaves as the client (knex's
+ * knex gets, per loan, a KnexConnection standing for the loan's `pg.Client`: it behaves as the client (knex's
  * `query(config, callback)`, `query(new QueryStream(...))`, `processID` for cancelling, `on(...)`),
  * but queries run through the loan (pool timeouts, broken-connection handling, `db-pool:query`),
  * and knex's bookkeeping (`__knex__disposed`, `__knexTxId`) stays with the loan. Because each
@@ -29,19 +29,6 @@ import { clientConfig, connectionTarget } from '../pool/connection-factory.js';
 /** knex's `pool.afterCreate`: called once per physical connection before knex first uses it. */
 export type KnexAfterCreate = (connection: pg.Client, done: (err?: Error | null, connection?: pg.Client) => void) => void;
 
-/** One loan as knex sees it. */
-interface KnexLoan {
-  readonly loan: PooledConnection;
-  readonly raw: pg.Client;
-  /** `__knex*` properties knex sets on the connection (except `__knexUid`). */
-  readonly own: Record<string, unknown>;
-  /** Releases to ignore: the stream 'close' handler's (see `_stream`). */
-  skipReleases: number;
-  /** The slot of knex's `pool.max` this loan holds, given back once. */
-  slot: (() => void) | undefined;
-}
-
-const knexLoans = new WeakMap<object, KnexLoan>();
 /** `__knexUid` per physical connection. */
 const knexUids = new WeakMap<pg.Client, string>();
 /** The search_path a knex instance set on a physical connection (key of the path list). */
@@ -51,40 +38,116 @@ function isKnexKey(key: PropertyKey): key is string {
   return typeof key === 'string' && key.startsWith('__knex') && key !== '__knexUid';
 }
 
-function knexConnection(ctx: LoanQueryContext, loan: PooledConnection, uid: string): { proxy: pg.Client; state: KnexLoan } {
-  const raw = loan.client;
-  const state: KnexLoan = { loan, raw, own: {}, skipReleases: 0, slot: undefined };
-  const bound = new Map<PropertyKey, { fn: unknown; bound: unknown }>();
-  const query = (...args: unknown[]): unknown => queryOnLoan(ctx, loan, args);
-  const proxy = new Proxy(raw, {
-    get(target, key) {
-      if (key === 'query') return query;
-      if (key === '__knexUid') return uid;
-      if (isKnexKey(key)) return state.own[key];
-      return clientMember(target, key, bound);
-    },
-    set(target, key, value) {
-      if (key === '__knexUid') return true;
-      if (isKnexKey(key)) {
-        state.own[key] = value;
+/** The prototype of the pg.Client class in use (for `instanceof`), from the first loan. */
+let clientPrototype: object | null = null;
+/** Reads the member `key` of a connection's client; set in KnexConnection's static block (it reads private fields). */
+let memberOf: (connection: object, key: PropertyKey) => unknown;
+/** Sets a member of a connection's client; false when `connection` is not a KnexConnection. */
+let setMemberOf: (connection: object, key: PropertyKey, value: unknown) => boolean;
+/** knex's releaseConnection: ends the loan (closing the connection when knex disposed of it) and gives back its slot; false when not ours. */
+let releaseKnexLoan: (connection: unknown) => boolean;
+/** The release knex's stream 'close' handler will add is to be ignored; false when not ours. */
+let skipNextRelease: (connection: unknown) => boolean;
+
+/**
+ * One loan as knex sees it: it behaves as the loan's `pg.Client` (knex's `query(config, callback)`,
+ * `query(new QueryStream(...))`, `processID` for cancelling, `on(...)`), but queries run through the
+ * loan, and the `__knex*` properties knex sets (`__knex__disposed`, `__knexTxId`) become own
+ * properties of this object, so they stay with the loan. A class, not a Proxy per loan: the members
+ * knex uses on every statement are on the prototype; anything else falls through to one shared
+ * Proxy behind the prototype, which forwards it to the client (methods bound to it: pg keeps its
+ * state on `this`). Limits of that fallback: `in` sees the client's methods but not its instance
+ * fields, and `delete` of a client field does not reach the client.
+ */
+class KnexConnection {
+  readonly #ctx: LoanQueryContext;
+  readonly #loan: PooledConnection;
+  readonly #raw: pg.Client;
+  readonly #uid: string;
+  /** Releases to ignore: the stream 'close' handler's (see `_stream`). */
+  #skipReleases = 0;
+  /** The slot of knex's `pool.max` this loan holds, given back once. */
+  #slot: (() => void) | undefined;
+  /** Client methods bound to the client, made when first read through the fallback. */
+  #bound: Map<PropertyKey, { fn: unknown; bound: unknown }> | undefined = undefined;
+
+  static {
+    memberOf = (connection, key) => {
+      if (!(#raw in connection)) return undefined;
+      connection.#bound ??= new Map();
+      return clientMember(connection.#raw, key, connection.#bound);
+    };
+    setMemberOf = (connection, key, value) => (#raw in connection ? Reflect.set(connection.#raw, key, value, connection.#raw) : false);
+    releaseKnexLoan = (c) => {
+      if (typeof c !== 'object' || c === null || !(#raw in c)) return false;
+      if (c.#skipReleases > 0) {
+        c.#skipReleases--;
         return true;
       }
-      return Reflect.set(target, key, value, target);
-    },
-    has(target, key) {
-      if (key === '__knexUid') return true;
-      if (isKnexKey(key)) return key in state.own;
-      return Reflect.has(target, key);
-    },
-    deleteProperty(target, key) {
-      if (key === '__knexUid') return true;
-      if (isKnexKey(key)) return delete state.own[key];
-      return Reflect.deleteProperty(target, key);
-    },
-  });
-  knexLoans.set(proxy, state);
-  return { proxy, state };
+      const disposed = Object.hasOwn(c, '__knex__disposed') ? (c as unknown as { __knex__disposed: unknown }).__knex__disposed : undefined;
+      c.#loan.release(disposed instanceof Error ? disposed : Boolean(disposed));
+      const slot = c.#slot;
+      c.#slot = undefined;
+      slot?.();
+      return true;
+    };
+    skipNextRelease = (c) => {
+      if (typeof c !== 'object' || c === null || !(#raw in c)) return false;
+      c.#skipReleases++;
+      return true;
+    };
+  }
+
+  /** @param slot the slot of knex's `pool.max` this loan holds (given back with the loan). */
+
+  constructor(ctx: LoanQueryContext, loan: PooledConnection, raw: pg.Client, uid: string, slot: (() => void) | undefined) {
+    this.#slot = slot;
+    this.#ctx = ctx;
+    this.#loan = loan;
+    this.#raw = raw;
+    this.#uid = uid;
+    clientPrototype ??= Object.getPrototypeOf(raw) as object;
+  }
+
+  query(...args: unknown[]): unknown {
+    return queryOnLoan(this.#ctx, this.#loan, args);
+  }
+
+  get __knexUid(): string {
+    return this.#uid;
+  }
+  set __knexUid(_value: string) {
+    // belongs to the physical connection: knex's assignment is ignored
+  }
+
+  get processID(): number | null {
+    return (this.#raw as unknown as { processID: number | null }).processID;
+  }
 }
+
+Object.setPrototypeOf(
+  KnexConnection.prototype,
+  new Proxy(
+    {},
+    {
+      get(_target, key, receiver: object) {
+        // A `__knex*` property knex has not set (once set it is an own property of the connection).
+        if (isKnexKey(key)) return undefined;
+        return memberOf(receiver, key);
+      },
+      set(_target, key, value, receiver: object) {
+        if (isKnexKey(key)) return Reflect.defineProperty(receiver, key, { value, writable: true, enumerable: true, configurable: true });
+        return setMemberOf(receiver, key, value);
+      },
+      has(_target, key) {
+        return clientPrototype !== null && !isKnexKey(key) && Reflect.has(clientPrototype, key);
+      },
+      getPrototypeOf() {
+        return clientPrototype;
+      },
+    },
+  ),
+);
 
 /** A slot-taking caller waiting for knex's `pool.max`. */
 interface SlotWaiter {
@@ -221,9 +284,10 @@ function toKnexTimeout(parts: KnexParts, err: AcquireTimeoutError): Error {
 }
 
 /** The shorter of knex's acquireConnectionTimeout and pool.acquireTimeoutMillis, when either is set. */
-function acquireLimit(...limits: unknown[]): number | undefined {
-  const set = limits.filter((l): l is number => typeof l === 'number' && l > 0);
-  return set.length > 0 ? Math.min(...set) : undefined;
+function acquireLimit(a: unknown, b: unknown): number | undefined {
+  const x = typeof a === 'number' && a > 0 ? a : undefined;
+  const y = typeof b === 'number' && b > 0 ? b : undefined;
+  return x === undefined ? y : y === undefined ? x : Math.min(x, y);
 }
 
 /**
@@ -267,6 +331,11 @@ export function createKnexClientClass(parts: KnexParts, db: PoolSource, poolId: 
         },
       );
     });
+  }
+
+  /** Whether {@link prepare} has nothing to do (the usual loan: the connection was prepared for this knex before). */
+  function isPrepared(client: KnexPgClientInternals, raw: pg.Client): boolean {
+    return Boolean(client.version) && prepared.has(raw) && searchPathKey(client.searchPath ?? client.config.searchPath) === (searchPaths.get(raw) ?? '');
   }
 
   /** Version check, search_path and afterCreate, as tarn's create did them. */
@@ -339,29 +408,21 @@ export function createKnexClientClass(parts: KnexParts, db: PoolSource, poolId: 
         uid = parts.uniqueId('__knexUid');
         knexUids.set(raw, uid);
       }
-      const { proxy, state } = knexConnection(ctx, loan, uid);
-      state.slot = slot;
+      const connection = new KnexConnection(ctx, loan, raw, uid, slot) as unknown as pg.Client;
       try {
-        await prepare(this, proxy, raw);
+        // Checked first: an async call with nothing to do still costs a promise and a turn per loan.
+        if (!isPrepared(this, raw)) await prepare(this, connection, raw);
       } catch (err) {
         loan.release(err instanceof Error ? err : true);
         slot?.();
         throw err;
       }
-      return proxy;
+      return connection;
     }
 
     override releaseConnection(connection: unknown): Promise<void> {
       try {
-        const state = typeof connection === 'object' && connection !== null ? knexLoans.get(connection) : undefined;
-        if (!state) return Promise.resolve();
-        if (state.skipReleases > 0) {
-          state.skipReleases--;
-          return Promise.resolve();
-        }
-        const disposed = state.own.__knex__disposed;
-        state.loan.release(disposed instanceof Error ? disposed : Boolean(disposed));
-        state.slot?.();
+        releaseKnexLoan(connection);
       } catch {
         // never reject: knex does not await this everywhere
       }
@@ -382,10 +443,9 @@ export function createKnexClientClass(parts: KnexParts, db: PoolSource, poolId: 
         options: unknown,
       ) => NodeJS.ReadableStream & NodeJS.EventEmitter & { destroyed?: boolean };
       const out = stream as NodeJS.WritableStream & NodeJS.EventEmitter & { closed?: boolean; emit(ev: string, ...a: unknown[]): boolean };
-      const state = typeof connection === 'object' && connection !== null ? knexLoans.get(connection) : undefined;
-      if (state && this.releaseConnection === DbPoolKnexClient.prototype.releaseConnection && !out.closed) {
+      if (connection instanceof KnexConnection && this.releaseConnection === DbPoolKnexClient.prototype.releaseConnection && !out.closed) {
         out.prependOnceListener('close', () => {
-          state.skipReleases++;
+          skipNextRelease(connection);
         });
       }
       const sql = obj.sql;

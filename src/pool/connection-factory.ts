@@ -14,8 +14,6 @@ import { driverCallRunner, runDriverCall } from '../trace-context.js';
 /** Connections idle less than this are lent without a `SELECT 1` even with validateOnBorrow (HikariCP's bypass window). */
 const VALIDATION_BYPASS_MS = 1_000;
 const END_GRACE_MS = 2_000;
-const RESOLVED_TRUE = Promise.resolve(true);
-const RESOLVED_FALSE = Promise.resolve(false);
 
 export interface FactoryHooks {
   /** A connect attempt failed (the error with secrets scrubbed). */
@@ -184,6 +182,7 @@ export class ConnectionFactory implements Factory<LentConnection> {
     this.#reportClosed(conn);
     if (conn.broken === 'timeout') void sendCancel(conn);
     conn.markBroken('ended');
+    conn.stopTimer();
     const client = conn.client;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -214,12 +213,13 @@ export class ConnectionFactory implements Factory<LentConnection> {
     }
   }
 
-  validate(conn: LentConnection): Promise<boolean> {
+  /** Test on borrow: answered at once unless a budget read or a validating `SELECT 1` must finish first. */
+  check(conn: LentConnection): boolean | Promise<boolean> {
     // An idle connection running the pool's own budget statement is lent once it has answered.
-    const reading = this.budgetReads.get(conn);
-    if (reading !== undefined) return reading.then(() => this.validate(conn));
+    const reading = this.budgetReads.size > 0 ? this.budgetReads.get(conn) : undefined;
+    if (reading !== undefined) return reading.then(() => this.check(conn));
     const now = Date.now();
-    if (!conn.reusable(now).ok) return RESOLVED_FALSE;
+    if (!conn.reusable(now).ok) return false;
     if (this.config.validateOnBorrow && now - conn.returnedAt > VALIDATION_BYPASS_MS) {
       return runDriverCall(() => conn.client.query('SELECT 1')).then(
         () => true,
@@ -229,7 +229,7 @@ export class ConnectionFactory implements Factory<LentConnection> {
         },
       );
     }
-    return RESOLVED_TRUE;
+    return true;
   }
 
   close(): void {

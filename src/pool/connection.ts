@@ -42,6 +42,10 @@ export class Connection<Loan extends object = object> {
   #lastQuery: QueryDescription | undefined;
   /** What the server reported of the session's settings. */
   readonly #session: SessionSettings;
+  /** The statement timeout's timer (see armTimeout), its duration, and what it calls. */
+  #timer: NodeJS.Timeout | undefined = undefined;
+  #timerMs = 0;
+  #onTimeout: (() => void) | undefined = undefined;
 
   constructor(
     readonly client: pg.Client,
@@ -104,6 +108,45 @@ export class Connection<Loan extends object = object> {
     return describeQuery(text, { standardConformingStrings: this.#session.standardConformingStrings });
   }
 
+  /**
+   * Calls `onTimeout` unless {@link disarmTimeout} comes within `timeoutMs` (a statement's timeout).
+   * One timer per connection, re-armed with refresh(): a timer made and cleared per statement (a
+   * Timeout object, its async resource, two list updates) was a visible part of a statement's
+   * CPU. False when an earlier statement on this connection is still timed (sent without awaiting
+   * the previous one): the caller times this one with a timer of its own.
+   */
+  armTimeout(timeoutMs: number, onTimeout: () => void): boolean {
+    if (this.#onTimeout !== undefined) return false;
+    this.#onTimeout = onTimeout;
+    if (this.#timer !== undefined && this.#timerMs === timeoutMs) this.#timer.refresh();
+    else {
+      clearTimeout(this.#timer);
+      this.#timerMs = timeoutMs;
+      // Unref'd: a statement in flight keeps the process alive by its socket; once it is
+      // answered the timer stays set, and must not.
+      this.#timer = setTimeout(() => this.#timedOut(), timeoutMs).unref();
+    }
+    return true;
+  }
+
+  /** The timed statement finished: its timer, still set, does nothing when it fires. */
+  disarmTimeout(): void {
+    this.#onTimeout = undefined;
+  }
+
+  /** The connection is closed: the timer goes, unless a statement is still timed by it. */
+  stopTimer(): void {
+    if (this.#onTimeout !== undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #timedOut(): void {
+    const onTimeout = this.#onTimeout;
+    this.#onTimeout = undefined;
+    onTimeout?.();
+  }
+
   markBroken(reason: BrokenReason): void {
     if (this.broken === undefined) this.broken = reason;
   }
@@ -163,9 +206,12 @@ export class Connection<Loan extends object = object> {
     const tx = this.client.getTransactionStatus?.();
     // 'I' idle; 'T' in a transaction, 'E' in a failed one: another caller must never inherit either.
     if (tx !== undefined && tx !== null && tx !== 'I') return { ok: false, reason: 'in-transaction' };
-    return { ok: true };
+    return REUSABLE;
   }
 }
+
+/** reusable()'s usual answer, one object for every call (it runs on every borrow and release). */
+const REUSABLE = { ok: true } as const;
 
 /** What the server reported of a session's settings (ParameterStatus messages). */
 export interface SessionSettings {

@@ -19,7 +19,7 @@ import { BudgetReader } from './budget-reader.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { IdleEviction } from './idle-eviction.js';
 import { publishLeak, publishRelease } from './loan-events.js';
-import { Lender } from './lender.js';
+import { Lender, PRIORITY_RANGE } from './lender.js';
 import { connectionDetails, detailedMetrics, type LoadProfile, loadProfile, poolMetrics, queryMetrics, type ReportInputs } from './pool-reports.js';
 import { StatementRunner } from './statement-runner.js';
 import type { PooledConnection, CallLimits, LentConnection, LoanOwner, QueryInput, QueryResult } from './pooled-connection.js';
@@ -91,7 +91,9 @@ export class ManagedPool implements LoanOwner {
       max: config.max,
       maxWaitingClients: config.maxWaitingClients,
       // No acquireTimeoutMillis: the pool times waiters out itself (see Lender).
-      testOnBorrow: true,
+      // Tested on borrow by the Lender (see there).
+      testOnBorrow: false,
+      priorityRange: PRIORITY_RANGE,
       // Lend the most recently released connection (as pg.Pool and HikariCP do): under light load
       // the others stay idle and are closed after idleTimeoutMs, and a session's state (temporary
       // tables, SET) is usually seen by the caller's next statement.
@@ -110,6 +112,7 @@ export class ManagedPool implements LoanOwner {
       config: () => this.#config,
       stats: () => this.#stats,
       connectFailure: () => (this.#factory.backoff.failures > 0 ? this.#factory.lastError : undefined),
+      check: (conn) => this.#factory.check(conn),
     });
     // generic-pool reports these as events too; they are handled in the factory.
     this.#gpool.on('factoryCreateError', () => {});
@@ -120,6 +123,9 @@ export class ManagedPool implements LoanOwner {
       onReclaim: (loan, held) => this.#reclaim(loan, held),
     });
     this.#leaks.configure(config.leakDetectionThresholdMs, config.leakReclaimMs);
+    // Replaced once now, before any code has run hot on them: V8 treats a field never reassigned
+    // as constant and deoptimises generic-pool's code when the first refresh reassigns it.
+    refreshTables(this.#gpool);
     this.#tableTimer = setInterval(() => refreshTables(this.#gpool), TABLE_REFRESH_MS);
     this.#tableTimer.unref();
     const server = this.#factory.server;
@@ -277,7 +283,9 @@ export class ManagedPool implements LoanOwner {
       return;
     }
     if (this.#config.allowExitOnIdle) setRef(conn.client, false);
-    this.#gpool.release(conn).catch(() => {});
+    // Only a release of what generic-pool has not lent rejects: checked first, so the usual
+    // release needs no handler on its (resolved) promise, which cost a promise and a microtask.
+    if (this.#gpool.isBorrowedResource(conn)) void this.#gpool.release(conn);
     const idleTimeout = this.#config.idleTimeoutMs;
     const idleAt = idleTimeout > 0 && this.#gpool.available > this.#config.min ? now + idleTimeout : Infinity;
     this.#eviction.schedule(Math.min(idleAt, conn.expiresAt));

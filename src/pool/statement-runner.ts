@@ -164,11 +164,25 @@ export class StatementRunner {
 
   #withTimeout<T>(conn: LentConnection, pending: Promise<T>, timeoutMs: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const onTimeout = () => {
         // The server may still be running it: the connection is cancelled and closed on release.
         conn.markBroken('timeout');
         reject(new QueryTimeoutError(this.poolId, timeoutMs));
-      }, timeoutMs);
+      };
+      if (conn.armTimeout(timeoutMs, onTimeout)) {
+        pending.then(
+          (v) => {
+            conn.disarmTimeout();
+            resolve(v);
+          },
+          (e: unknown) => {
+            conn.disarmTimeout();
+            reject(e);
+          },
+        );
+        return;
+      }
+      const timer = setTimeout(onTimeout, timeoutMs);
       pending.then(
         (v) => {
           clearTimeout(timer);

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
-import type pg from 'pg';
+import pg from 'pg';
 import { knexConfig, type KnexConfigOptions } from '../../src/adapters/knex-config.js';
 import { pgPool } from '../../src/adapters/pg-pool.js';
 import { AcquireTimeoutError, type PoolConfig } from '../../src/index.js';
@@ -395,6 +395,35 @@ test('__knex__disposed closes the connection instead of reusing it', async (t) =
   t.not(next.processID, pid);
   t.is(next.__knex__disposed, undefined, 'knex state belongs to the loan, not the connection');
   await client.releaseConnection(next);
+});
+
+test("a knex connection behaves as the loan's pg.Client: its members, methods bound to it, instanceof; knex's own properties stay with the loan", async (t) => {
+  const { db, poolId, k } = setup(t, { max: 1 });
+  const client = internals(k);
+  const c = await client.acquireConnection();
+  t.true(c instanceof pg.Client);
+  t.is(typeof c.processID, 'number');
+  // Read through to the client: an instance field, and a method that needs the client as `this`.
+  const current = (await c.query('SELECT current_database() AS d')) as unknown as pg.QueryResult<{ d: string }>;
+  t.is(c.database, current.rows[0]!.d);
+  t.is((c as unknown as { escapeIdentifier(s: string): string }).escapeIdentifier('a"b'), '"a""b"');
+  const notices: string[] = [];
+  const onNotice = (n: { message?: string | undefined }): void => void notices.push(String(n.message));
+  c.on('notice', onNotice);
+  await c.query("DO $$ BEGIN RAISE NOTICE 'hello'; END $$");
+  c.removeListener('notice', onNotice);
+  t.deepEqual(notices, ['hello']);
+  t.false('__knexTxId' in c);
+  c.__knexTxId = 'trx1';
+  t.true('__knexTxId' in c);
+  t.is(c.__knexTxId, 'trx1');
+  t.true('query' in c && 'on' in c);
+  await client.releaseConnection(c);
+  const next = await client.acquireConnection();
+  t.is(next.__knexTxId, undefined, 'knex state belongs to the loan, not the connection');
+  t.false(Object.hasOwn(next, '__knexTxId'));
+  await client.releaseConnection(next);
+  t.is(db.getPoolStatus(poolId).active, 0);
 });
 
 test('knex queries publish acquire and query events on the core channels', async (t) => {

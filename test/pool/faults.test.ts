@@ -198,3 +198,23 @@ test('a query over queryTimeoutMs fails with QUERY_TIMEOUT, is cancelled on the 
   const next = (await db.query<{ pid: number }>('main', 'SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   t.not(next, pid);
 });
+
+test('queryTimeoutMs times every statement on a connection: one after another, and several sent without awaiting', async (t) => {
+  const db = newDb(t, { main: { max: 1, min: 0, queryTimeoutMs: 300 } });
+  const conn = await db.acquire('main');
+  try {
+    // Statements in turn share the connection's timer: each is timed from its own start.
+    for (let i = 0; i < 3; i++) await conn.query('SELECT pg_sleep(0.2)');
+    // Sent together: the first holds the connection's timer, the others get timers of their own.
+    const pipelined = [conn.query('SELECT pg_sleep(20)'), conn.query('SELECT pg_sleep(20)'), conn.query('SELECT 1')];
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (err: { code?: string }) => err.code,
+      );
+    const codes = await Promise.all(pipelined.map(codeOf));
+    t.deepEqual(codes, ['QUERY_TIMEOUT', 'QUERY_TIMEOUT', 'QUERY_TIMEOUT']);
+  } finally {
+    conn.release();
+  }
+});

@@ -4,7 +4,12 @@
  * same paths end to end; these pin the rules down and run in milliseconds.
  */
 import test from 'ava';
+import { createPool } from 'generic-pool';
+import type { ResolvedPoolConfig } from '../../src/config/config.js';
 import { CircuitBreaker } from '../../src/pool/circuit-breaker.js';
+import { Lender, PRIORITY_RANGE } from '../../src/pool/lender.js';
+import type { LentConnection } from '../../src/pool/pooled-connection.js';
+import { PoolStats } from '../../src/stats/pool-stats.js';
 import { type Waiter, WaitingCallers } from '../../src/pool/waiters.js';
 
 function waiter(deadline: number, settled: string[], name: string): Waiter {
@@ -134,3 +139,52 @@ test('after circuitResetMs one call goes through (half-open); its failure opens 
   t.is(breaker.state, 'closed');
   t.false(breaker.close(), 'closing a closed one is not');
 });
+
+/**
+ * A Lender over a generic-pool of fake connections (max 1), set up as ManagedPool sets it up; the
+ * test on borrow fails for the connections named in `failing` (at once, or after a round trip).
+ */
+function lender(failing: Set<number>, async: boolean) {
+  let nextId = 1;
+  const gpool = createPool<LentConnection>(
+    {
+      create: async () => ({ id: nextId++, loanId: 0, useCount: 0, returnedAt: 0, client: {} }) as unknown as LentConnection,
+      destroy: async () => {},
+    },
+    { max: 1, testOnBorrow: false, priorityRange: PRIORITY_RANGE },
+  );
+  const stats = new PoolStats(60_000);
+  const config = { acquireTimeoutMs: 60_000, allowExitOnIdle: false } as ResolvedPoolConfig;
+  const l = new Lender('p', gpool, {
+    loanOwner: { poolId: 'p', runQuery: () => Promise.reject(new Error('no')), releaseLoan: (loan) => void gpool.release(loan.connection) },
+    config: () => config,
+    stats: () => stats,
+    connectFailure: () => undefined,
+    check: (conn) => {
+      const ok = !failing.has(conn.id);
+      return async ? Promise.resolve(ok) : ok;
+    },
+  });
+  return { l, gpool };
+}
+
+for (const async of [false, true]) {
+  test(`a caller whose connection fails the test on borrow${async ? ' (after a round trip)' : ''} is served before those who asked after it`, async (t) => {
+    const failing = new Set<number>();
+    const { l, gpool } = lender(failing, async);
+    const first = await l.acquire(undefined, undefined, false);
+    t.is(first.connectionId, 1);
+    const order: string[] = [];
+    const a = l.acquire(undefined, undefined, false).then((loan) => (order.push(`a on ${loan.connectionId}`), loan));
+    const b = l.acquire(undefined, undefined, false).then((loan) => (order.push(`b on ${loan.connectionId}`), loan));
+    // Connection 1 goes bad while lent: handed to a, it fails the test, is closed, and a asks again.
+    failing.add(1);
+    first.release();
+    (await a).release();
+    (await b).release();
+    t.deepEqual(order, ['a on 2', 'b on 2']);
+    l.waiters.stop();
+    await gpool.drain();
+    await gpool.clear();
+  });
+}
