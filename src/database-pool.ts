@@ -137,13 +137,19 @@ export class DatabasePool extends EventEmitter<DatabasePoolEvents> {
    * @example
    * const { rows } = await db.query('main', 'SELECT name FROM users WHERE id = $1', [42]);
    */
-  async query<R extends pg.QueryResultRow = Record<string, unknown>>(
+  query<R extends pg.QueryResultRow = Record<string, unknown>>(
     poolId: string,
     text: QueryInput,
     values?: unknown[],
     options: QueryOptions = {},
   ): Promise<QueryResult<R>> {
-    return queryOn<R>(this.#get(poolId), options.readOnly ? this.#routes.replicas(poolId) : undefined, callLimits(options), text, values);
+    // Not `async`: queryOn's promise is returned as it is (one promise fewer per query); what the
+    // checks throw becomes a rejection, as from an async method.
+    try {
+      return queryOn<R>(this.#get(poolId), options.readOnly ? this.#routes.replicas(poolId) : undefined, callLimits(options), text, values);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**

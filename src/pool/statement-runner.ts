@@ -38,7 +38,17 @@ export class StatementRunner {
   }
 
   /** Checks the call, publishes it on the query channel when traced, and sends it. */
-  async run<R extends pg.QueryResultRow>(loan: PooledConnection, input: QueryInput, values?: unknown[]): Promise<QueryResult<R>> {
+  run<R extends pg.QueryResultRow>(loan: PooledConnection, input: QueryInput, values?: unknown[]): Promise<QueryResult<R>> {
+    // Not `async`: send's promise is returned as it is (one promise fewer per statement); what the
+    // checks throw becomes a rejection, as from an async method.
+    try {
+      return this.#run<R>(loan, input, values);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #run<R extends pg.QueryResultRow>(loan: PooledConnection, input: QueryInput, values?: unknown[]): Promise<QueryResult<R>> {
     const bad = invalidQuery(input, values);
     if (bad !== undefined) throw new InvalidQueryError(this.poolId, bad);
     const limits = loan.limits;
@@ -75,19 +85,16 @@ export class StatementRunner {
     conn.noteQuery(text);
     const timeoutMs = this.#owner.config().queryTimeoutMs;
     const started = performance.now();
-    // Behind a transaction pooler the next statement may reach another server session, where a
-    // statement prepared by name does not exist: send it unnamed (parsed each time, still bound).
-    const sent = this.#owner.config().transactionPooling && typeof input === 'object' && input.name ? { ...input, name: undefined } : input;
-    const runner = driverCallRunner();
-    const pending =
-      runner === undefined ? conn.client.query<R>(sent as pg.QueryConfig, values) : runner(() => conn.client.query<R>(sent as pg.QueryConfig, values));
+    // A config object is copied: given a callback, pg writes it onto the config (a caller's object
+    // reused elsewhere would carry ours). Behind a transaction pooler the next statement may reach
+    // another server session, where a statement prepared by name does not exist: send it unnamed
+    // (parsed each time, still bound).
+    const sent = typeof input === 'string' ? input : this.#owner.config().transactionPooling && input.name ? { ...input, name: undefined } : { ...input };
     try {
       const res =
         limits !== undefined
-          ? await this.#withinCall(conn, pending, timeoutMs, limits)
-          : timeoutMs > 0
-            ? await this.#withTimeout(conn, pending, timeoutMs)
-            : await pending;
+          ? await this.#withinCall(conn, this.#issue<R>(conn, sent, values, 0), timeoutMs, limits)
+          : await this.#issue<R>(conn, sent, values, timeoutMs);
       if (msg) {
         msg.rowCount = res.rowCount;
         msg.command = res.command;
@@ -160,6 +167,44 @@ export class StatementRunner {
       if (slowQueryChannel.hasSubscribers) slowQueryChannel.publish(report);
       this.#owner.onSlowQuery(report);
     }
+  }
+
+  /**
+   * Sends the statement with a callback, so that pg makes no promise of its own (it makes two per
+   * statement otherwise, and under an AsyncLocalStorage context manager every promise runs async-hook
+   * code): the one promise here settles on the answer, or at `timeoutMs` (> 0) with QUERY_TIMEOUT,
+   * the connection then marked so that it is cancelled and closed on release.
+   */
+  #issue<R extends pg.QueryResultRow>(conn: LentConnection, sent: QueryInput, values: unknown[] | undefined, timeoutMs: number): Promise<pg.QueryResult<R>> {
+    return new Promise<pg.QueryResult<R>>((resolve, reject) => {
+      let armed = false;
+      let timer: NodeJS.Timeout | undefined;
+      const onAnswer = (err: Error | null | undefined, res: pg.QueryResult<R>) => {
+        if (armed) conn.disarmTimeout();
+        else if (timer !== undefined) clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(res);
+      };
+      if (timeoutMs > 0) {
+        const onTimeout = () => {
+          // The server may still be running it: the connection is cancelled and closed on release.
+          conn.markBroken('timeout');
+          reject(new QueryTimeoutError(this.poolId, timeoutMs));
+        };
+        armed = conn.armTimeout(timeoutMs, onTimeout);
+        if (!armed) timer = setTimeout(onTimeout, timeoutMs);
+      }
+      const client = conn.client as unknown as CallbackQueryable<R>;
+      const call = () => client.query(sent, values, onAnswer);
+      try {
+        const runner = driverCallRunner();
+        if (runner === undefined) call();
+        else runner(call);
+      } catch (err) {
+        // pg throws for a few bad calls before sending anything.
+        onAnswer(err as Error, undefined as unknown as pg.QueryResult<R>);
+      }
+    });
   }
 
   #withTimeout<T>(conn: LentConnection, pending: Promise<T>, timeoutMs: number): Promise<T> {
@@ -266,6 +311,11 @@ export class StatementRunner {
       );
     });
   }
+}
+
+/** pg.Client's query in its callback form (its typings' overloads want a string or a typed config). */
+interface CallbackQueryable<R extends pg.QueryResultRow> {
+  query(config: QueryInput, values: unknown[] | undefined, callback: (err: Error | null | undefined, res: pg.QueryResult<R>) => void): void;
 }
 
 /** Statements whose answer is ROLLBACK by design (any other statement answered so failed to commit). */
