@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import type { z } from 'zod';
 import { bool, int, ms, nonEmptyStr, str, zodIssues } from './config-schema.js';
+import { LIVE_SETTINGS } from './live-settings.js';
 import { lazy, zod } from '../util/load-zod.js';
 import { type ConfigIssue, InvalidConfigError } from '../errors.js';
 import { REDACTED, issueValue, redactUnknown, safeDecode, stripUndefined, type ShownFields } from '../util/object-utils.js';
@@ -145,18 +146,8 @@ const poolIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 /** Every setting of a pool config, in the schema's order (the schema's shape must name exactly these). */
 const POOL_SETTING_NAMES = [
   'connection',
-  'min',
-  'max',
-  'acquireTimeoutMs',
-  'queryTimeoutMs',
-  'idleTimeoutMs',
-  'maxLifetimeMs',
-  'maxWaitingClients',
-  'validateOnBorrow',
-  'leakDetectionThresholdMs',
-  'leakReclaimMs',
-  'slowQueryThresholdMs',
-  'metricsWindowMs',
+  // The settings a running pool takes in place (live-settings.ts), then the rest.
+  ...LIVE_SETTINGS,
   'backup',
   'applicationName',
   'readReplicas',
