@@ -129,9 +129,13 @@ export class Connection<Loan extends object = object> {
     return true;
   }
 
-  /** The timed statement finished: its timer, still set, does nothing when it fires. */
-  disarmTimeout(): void {
-    this.#onTimeout = undefined;
+  /**
+   * The statement armed with `onTimeout` finished: the timer, still set, does nothing when it fires.
+   * Only its own arming: a statement answered after its timeout fired must not disarm the next
+   * statement's (sent on the same connection after the first one timed out).
+   */
+  disarmTimeout(onTimeout: () => void): void {
+    if (this.#onTimeout === onTimeout) this.#onTimeout = undefined;
   }
 
   /** The connection is closed: the timer goes, unless a statement is still timed by it. */

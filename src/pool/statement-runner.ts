@@ -177,16 +177,17 @@ export class StatementRunner {
    */
   #issue<R extends pg.QueryResultRow>(conn: LentConnection, sent: QueryInput, values: unknown[] | undefined, timeoutMs: number): Promise<pg.QueryResult<R>> {
     return new Promise<pg.QueryResult<R>>((resolve, reject) => {
+      let onTimeout: (() => void) | undefined;
       let armed = false;
       let timer: NodeJS.Timeout | undefined;
       const onAnswer = (err: Error | null | undefined, res: pg.QueryResult<R>) => {
-        if (armed) conn.disarmTimeout();
+        if (armed) conn.disarmTimeout(onTimeout!);
         else if (timer !== undefined) clearTimeout(timer);
         if (err) reject(err);
         else resolve(res);
       };
       if (timeoutMs > 0) {
-        const onTimeout = () => {
+        onTimeout = () => {
           // The server may still be running it: the connection is cancelled and closed on release.
           conn.markBroken('timeout');
           reject(new QueryTimeoutError(this.poolId, timeoutMs));
@@ -217,11 +218,11 @@ export class StatementRunner {
       if (conn.armTimeout(timeoutMs, onTimeout)) {
         pending.then(
           (v) => {
-            conn.disarmTimeout();
+            conn.disarmTimeout(onTimeout);
             resolve(v);
           },
           (e: unknown) => {
-            conn.disarmTimeout();
+            conn.disarmTimeout(onTimeout);
             reject(e);
           },
         );

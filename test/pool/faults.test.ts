@@ -199,6 +199,22 @@ test('a query over queryTimeoutMs fails with QUERY_TIMEOUT, is cancelled on the 
   t.not(next, pid);
 });
 
+test("queryTimeoutMs: a statement answered after its timeout does not disarm the next statement's", async (t) => {
+  const db = newDb(t, { main: { max: 1, min: 0, queryTimeoutMs: 300 } });
+  const conn = await db.acquire('main');
+  try {
+    // Times out at 300 ms; its answer comes at 400 ms, while the next statement is timed.
+    const first = await t.throwsAsync(conn.query('SELECT pg_sleep(0.4)'));
+    t.is((first as { code?: string }).code, 'QUERY_TIMEOUT');
+    // Queued behind it on the same connection: timed from its own start, it must fail at 300 ms,
+    // not run its 5 s.
+    const second = await t.throwsAsync(conn.query('SELECT pg_sleep(5)'));
+    t.is((second as { code?: string }).code, 'QUERY_TIMEOUT');
+  } finally {
+    conn.release();
+  }
+});
+
 test('queryTimeoutMs times every statement on a connection: one after another, and several sent without awaiting', async (t) => {
   const db = newDb(t, { main: { max: 1, min: 0, queryTimeoutMs: 300 } });
   const conn = await db.acquire('main');
