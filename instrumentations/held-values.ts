@@ -2,9 +2,9 @@
  * Histogram values held off the statement's path and handed to the SDK in one tight loop.
  *
  * Why: a `Histogram.record()` call costs the SDK an attribute hash (sorted keys, a string built),
- * a map lookup and a bucket search. Run between socket reads, each call finds its code and data
- * cold, and on loopback PostgreSQL the three records of a one-statement loan cost ~10 µs of client
- * CPU (bench/results.md); the same records in a loop cost a fraction of that. So the channel
+ * a map lookup and a bucket search (about 2 µs for the seven attributes of the operation duration,
+ * docs/performance.md). Run between socket reads, each call finds that code and data cold; in a
+ * loop it runs warm (on the stub, the metrics case spends 12 % less CPU this way). So the channel
  * handlers only write (histogram, value, attributes) into three preallocated arrays, and the
  * values reach the SDK at the start of each collection (the meter's batch callback, or the
  * producer's collect), when the arrays are full, on disable(), and before the instruments change.

@@ -77,6 +77,18 @@ function acquireAttributes(m: AcquireMessage): Attributes {
   };
 }
 
+/** A query span's attributes at its start: built once per statement shape (see _attrsOfQuery). */
+function queryAttributes(a: QueryAttrs): Attributes {
+  return a.span;
+}
+
+/** A connect span's attributes at its start. */
+function connectAttributes(m: ConnectMessage): Attributes {
+  const attributes = serverAttrs(m);
+  attributes[ATTR_DB_POOL_CONNECT_ATTEMPT] = m.attempt;
+  return attributes;
+}
+
 /** DbPoolInstrumentation's channel handlers; see the file's comment. */
 export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMetrics {
   // `declare`d, as in metrics.ts: InstrumentationBase's constructor runs before field initializers.
@@ -98,13 +110,15 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
   declare protected _attributesForSampler: boolean;
 
   /**
-   * Starts a span: with its attributes when the sampler is to see them, or else without, setting
-   * them only if it records (the SDK copies startSpan's attributes before sampling, dropped or not).
+   * Starts a span whose attributes are `attributesOf(source)`: handed to startSpan when the sampler
+   * is to see them; otherwise built and set only if the span records (the SDK copies startSpan's
+   * attributes before it samples, so a dropped span would pay for them). A function and its
+   * argument rather than a closure: nothing is allocated for a span that is dropped.
    */
-  private _startSpan(name: string, kind: SpanKind, attributes: Attributes, parent: Context): Span {
-    if (this._attributesForSampler) return this.tracer.startSpan(name, { kind, attributes }, parent);
-    const span = this.tracer.startSpan(name, kind === SpanKind.CLIENT ? CLIENT : INTERNAL, parent);
-    if (span.isRecording()) span.setAttributes(attributes);
+  private _startSpan<S>(name: string, options: SpanOptions, parent: Context, source: S, attributesOf: (source: S) => Attributes): Span {
+    if (this._attributesForSampler) return this.tracer.startSpan(name, { kind: options.kind, attributes: attributesOf(source) }, parent);
+    const span = this.tracer.startSpan(name, options, parent);
+    if (span.isRecording()) span.setAttributes(attributesOf(source));
     return span;
   }
 
@@ -124,14 +138,8 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
     // Synchronously in the caller's async context: context.active() is the caller's.
     const parent = this._parent(context.active());
     if (parent === undefined) return;
-    const name = `acquire ${m.poolId}`;
-    let span: Span;
-    if (this._attributesForSampler) span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes: acquireAttributes(m) }, parent);
-    else {
-      // Built only for a span that records (most acquires wait under load: most would be dropped).
-      span = this.tracer.startSpan(name, INTERNAL, parent);
-      if (span.isRecording()) span.setAttributes(acquireAttributes(m));
-    }
+    // Under load most acquires wait, and with sampling most of their spans are dropped.
+    const span = this._startSpan(`acquire ${m.poolId}`, INTERNAL, parent, m, acquireAttributes);
     this._put(m, span);
     this._acquiringPool = m.poolId;
     this._acquiringSpan = span;
@@ -233,7 +241,7 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
     let span: Span | undefined;
     const parent = this._parent(context.active());
     if (parent !== undefined) {
-      span = this._startSpan(attrs.spanName, SpanKind.CLIENT, attrs.span, parent);
+      span = this._startSpan(attrs.spanName, CLIENT, parent, attrs, queryAttributes);
       if (span.isRecording()) {
         span.setAttribute(ATTR_DB_POOL_CONNECTION_ID, m.connectionId);
         span.setAttribute(ATTR_DB_POOL_QUERY_VALUES_COUNT, m.valuesCount);
@@ -375,9 +383,7 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
     if (this._acquiringSpan !== undefined && this._acquiringPool === m.poolId) ctx = trace.setSpan(ctx, this._acquiringSpan);
     const parent = this._parent(ctx);
     if (parent === undefined) return;
-    const attributes = serverAttrs(m);
-    attributes[ATTR_DB_POOL_CONNECT_ATTEMPT] = m.attempt;
-    const span = this._startSpan(`connect ${m.poolId}`, SpanKind.CLIENT, attributes, parent);
+    const span = this._startSpan(`connect ${m.poolId}`, CLIENT, parent, m, connectAttributes);
     this._put(m, span);
   }
 

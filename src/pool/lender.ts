@@ -134,7 +134,12 @@ export class Lender {
     const ok = this.owner.check(conn);
     if (ok === true) this.#lendTo(w, conn);
     else if (ok === false) this.#retry(w, conn);
-    else ok.then((valid) => (valid ? this.#lendTo(w, conn) : this.#retry(w, conn)));
+    else
+      ok.then(
+        (valid) => (valid ? this.#lendTo(w, conn) : this.#retry(w, conn)),
+        // A check that fails to answer fails the connection, as generic-pool's own test did.
+        () => this.#retry(w, conn),
+      );
   }
 
   /** @internal generic-pool failed `w`'s request. */

@@ -92,9 +92,9 @@ export class StatementRunner {
     const sent = typeof input === 'string' ? input : this.#owner.config().transactionPooling && input.name ? { ...input, name: undefined } : { ...input };
     try {
       const res =
-        limits !== undefined
-          ? await this.#withinCall(conn, this.#issue<R>(conn, sent, values, 0), timeoutMs, limits)
-          : await this.#issue<R>(conn, sent, values, timeoutMs);
+        limits === undefined || poolTimeoutFirst(limits, timeoutMs)
+          ? await this.#issue<R>(conn, sent, values, timeoutMs)
+          : await this.#withinCall(conn, this.#issue<R>(conn, sent, values, 0), timeoutMs, limits);
       if (msg) {
         msg.rowCount = res.rowCount;
         msg.command = res.command;
@@ -208,40 +208,6 @@ export class StatementRunner {
     });
   }
 
-  #withTimeout<T>(conn: LentConnection, pending: Promise<T>, timeoutMs: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const onTimeout = () => {
-        // The server may still be running it: the connection is cancelled and closed on release.
-        conn.markBroken('timeout');
-        reject(new QueryTimeoutError(this.poolId, timeoutMs));
-      };
-      if (conn.armTimeout(timeoutMs, onTimeout)) {
-        pending.then(
-          (v) => {
-            conn.disarmTimeout(onTimeout);
-            resolve(v);
-          },
-          (e: unknown) => {
-            conn.disarmTimeout(onTimeout);
-            reject(e);
-          },
-        );
-        return;
-      }
-      const timer = setTimeout(onTimeout, timeoutMs);
-      pending.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      );
-    });
-  }
-
   /**
    * A statement of a call with limits. The pool's `queryTimeoutMs` keeps its meaning (the connection
    * is discarded). The call's deadline and signal cancel the statement on the server instead and
@@ -252,7 +218,6 @@ export class StatementRunner {
    */
   #withinCall<T>(conn: LentConnection, pending: Promise<T>, queryTimeoutMs: number, limits: CallLimits): Promise<T> {
     const callMs = limits.deadline - performance.now();
-    if (queryTimeoutMs > 0 && queryTimeoutMs <= callMs && !limits.signal) return this.#withTimeout(conn, pending, queryTimeoutMs);
     return new Promise<T>((resolve, reject) => {
       const signal = limits.signal;
       let stop: (() => Error) | undefined;
@@ -312,6 +277,14 @@ export class StatementRunner {
       );
     });
   }
+}
+
+/**
+ * A call whose limits cannot end the statement before the pool's own `queryTimeoutMs` (no signal, a
+ * deadline no earlier): timed as any statement, with the pool's timeout and its meaning.
+ */
+function poolTimeoutFirst(limits: CallLimits, queryTimeoutMs: number): boolean {
+  return queryTimeoutMs > 0 && !limits.signal && queryTimeoutMs <= limits.deadline - performance.now();
 }
 
 /** pg.Client's query in its callback form (its typings' overloads want a string or a typed config). */

@@ -144,7 +144,7 @@ test('after circuitResetMs one call goes through (half-open); its failure opens 
  * A Lender over a generic-pool of fake connections (max 1), set up as ManagedPool sets it up; the
  * test on borrow fails for the connections named in `failing` (at once, or after a round trip).
  */
-function lender(failing: Set<number>, async: boolean) {
+function lender(failing: Set<number>, mode: 'at once' | 'after a round trip' | 'by rejecting') {
   let nextId = 1;
   const gpool = createPool<LentConnection>(
     {
@@ -162,16 +162,18 @@ function lender(failing: Set<number>, async: boolean) {
     connectFailure: () => undefined,
     check: (conn) => {
       const ok = !failing.has(conn.id);
-      return async ? Promise.resolve(ok) : ok;
+      if (mode === 'at once') return ok;
+      if (mode === 'after a round trip' || ok) return Promise.resolve(ok);
+      return Promise.reject(new Error('the check failed to answer'));
     },
   });
   return { l, gpool };
 }
 
-for (const async of [false, true]) {
-  test(`a caller whose connection fails the test on borrow${async ? ' (after a round trip)' : ''} is served before those who asked after it`, async (t) => {
+for (const mode of ['at once', 'after a round trip', 'by rejecting'] as const) {
+  test(`a caller whose connection fails the test on borrow (${mode}) is served before those who asked after it`, async (t) => {
     const failing = new Set<number>();
-    const { l, gpool } = lender(failing, async);
+    const { l, gpool } = lender(failing, mode);
     const first = await l.acquire(undefined, undefined, false);
     t.is(first.connectionId, 1);
     const order: string[] = [];
