@@ -261,6 +261,8 @@ export const NAMES = {
   oursProducer: 'ours, metrics only, producer mode',
   /** pg.Pool with the request span and the SDK, and no database instrumentation. */
   requestSpanOnly: 'pg.Pool, request span only, all spans',
+  /** The same with no tracer provider (the request span a no-op one): the harness's cost under the metrics-only rows. */
+  requestSpanOnlyMetrics: 'pg.Pool, request span only, metrics only',
   /** knex as auto-instrumentations-node sets it up: instrumentation-knex's span over instrumentation-pg's. */
   knexBoth: 'knex + instrumentation-knex + instrumentation-pg, all spans',
 } as const;
@@ -487,6 +489,7 @@ export const CONTENDERS: Record<string, Factory> = {
   'tarn + the same telemetry by hand': tarnHandTelemetry,
   'pg.Pool': pgPoolFactory(),
   [NAMES.requestSpanOnly]: pgPoolFactory('all', false),
+  [NAMES.requestSpanOnlyMetrics]: pgPoolFactory('metrics', false),
   knex: knexFactory(),
   [NAMES.knexBoth]: knexFactory('all', true),
   ours: oursFactory('none'),

@@ -58,7 +58,40 @@ export function beginStatement(options: TransactionOptions): string {
  * One statement on a connection of `pool`, or of a healthy replica when `replicas` is given (a read).
  * The facade validates the options (`callLimits`, `beginStatement`) and looks the pool up first.
  */
-export async function queryOn<R extends pg.QueryResultRow>(
+export function queryOn<R extends pg.QueryResultRow>(
+  pool: ManagedPool,
+  replicas: ReplicaSet | undefined,
+  limits: CallLimits | undefined,
+  text: QueryInput,
+  values: unknown[] | undefined,
+): Promise<QueryResult<R>> {
+  if (replicas !== undefined) return queryOnSteps<R>(pool, replicas, limits, text, values);
+  // The loan is taken with callbacks and the statement sent from the first one: one promise for
+  // the call and one reaction for its answer, instead of an async function awaiting a promise per
+  // step (each a microtask hop, and under an AsyncLocalStorage context manager, async-hook work).
+  let resolve!: (res: QueryResult<R>) => void;
+  let reject!: (err: unknown) => void;
+  const call = new Promise<QueryResult<R>>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  pool.lend(
+    limits,
+    (conn) => {
+      conn.limits = limits;
+      pool.runQueryThen<R>(conn, text, values, (failed, value) => {
+        conn.release();
+        if (failed) reject(value);
+        else resolve(value as QueryResult<R>);
+      });
+    },
+    reject,
+  );
+  return call;
+}
+
+/** {@link queryOn} on a replica set: step by step (a read that lost its replica is run again on the primary). */
+async function queryOnSteps<R extends pg.QueryResultRow>(
   pool: ManagedPool,
   replicas: ReplicaSet | undefined,
   limits: CallLimits | undefined,

@@ -77,43 +77,58 @@ export class Lender {
    * callers. `msg` is the acquire channel's message when someone traces it.
    */
   acquire(msg: AcquireMessage | undefined, stack: string | undefined, failFast: boolean, limits?: CallLimits): Promise<PooledConnection> {
+    return new Promise<PooledConnection>((resolve, reject) => this.lend(msg, stack, failFast, limits, resolve, reject));
+  }
+
+  /**
+   * {@link acquire} with callbacks instead of a promise, for a caller that goes on with the loan at
+   * once (db.query: one promise per call instead of one per step). `onLoan` runs in the caller's
+   * async context (it is a reaction to generic-pool's promise, registered here), exactly once, or
+   * `onError` does.
+   */
+  lend(
+    msg: AcquireMessage | undefined,
+    stack: string | undefined,
+    failFast: boolean,
+    limits: CallLimits | undefined,
+    onLoan: (loan: PooledConnection) => void,
+    onError: (err: Error) => void,
+  ): void {
     const started = performance.now();
     // Wall-clock start only for the channel message (servedByLoanId compares it with returnedAt).
     const startedAt = msg ? Date.now() : 0;
     const traceId = stack !== undefined ? activeTraceId() : undefined;
-    return new Promise<PooledConnection>((resolveLoan, rejectLoan) => {
-      let resolve = resolveLoan;
-      let reject = rejectLoan;
-      const ownDeadline = started + this.owner.config().acquireTimeoutMs;
-      const callEndsFirst = limits !== undefined && limits.deadline < ownDeadline;
-      const signal = limits?.signal;
-      if (signal) {
-        // A waiter whose signal aborts leaves the queue at once; the listener goes when it settles.
-        const onAbort = () => {
-          if (!waiter.queued) return;
-          for (const w of this.waiters.take([waiter])) w.reject(new QueryAbortedError(this.poolId, signal.reason));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        const off = () => signal.removeEventListener('abort', onAbort);
-        resolve = (loan) => (off(), resolveLoan(loan));
-        reject = (err) => (off(), rejectLoan(err));
-      }
-      const waiter = new LoanRequest(
-        this,
-        started,
-        startedAt,
-        msg,
-        stack,
-        traceId,
-        failFast,
-        callEndsFirst ? limits.deadline : ownDeadline,
-        callEndsFirst ? limits.timeoutMs : undefined,
-        resolve,
-        reject,
-      );
-      this.waiters.add(waiter, started);
-      this.ask(waiter, FIRST_PRIORITY);
-    });
+    let resolve = onLoan;
+    let reject = onError;
+    const ownDeadline = started + this.owner.config().acquireTimeoutMs;
+    const callEndsFirst = limits !== undefined && limits.deadline < ownDeadline;
+    const signal = limits?.signal;
+    if (signal) {
+      // A waiter whose signal aborts leaves the queue at once; the listener goes when it settles.
+      const onAbort = () => {
+        if (!waiter.queued) return;
+        for (const w of this.waiters.take([waiter])) w.reject(new QueryAbortedError(this.poolId, signal.reason));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const off = () => signal.removeEventListener('abort', onAbort);
+      resolve = (loan) => (off(), onLoan(loan));
+      reject = (err) => (off(), onError(err));
+    }
+    const waiter = new LoanRequest(
+      this,
+      started,
+      startedAt,
+      msg,
+      stack,
+      traceId,
+      failFast,
+      callEndsFirst ? limits.deadline : ownDeadline,
+      callEndsFirst ? limits.timeoutMs : undefined,
+      resolve,
+      reject,
+    );
+    this.waiters.add(waiter, started);
+    this.ask(waiter, FIRST_PRIORITY);
   }
 
   /** @internal Asks generic-pool for a connection for `w`. */

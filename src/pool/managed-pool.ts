@@ -21,7 +21,7 @@ import { IdleEviction } from './idle-eviction.js';
 import { publishLeak, publishRelease } from './loan-events.js';
 import { Lender, PRIORITY_RANGE } from './lender.js';
 import { connectionDetails, detailedMetrics, type LoadProfile, loadProfile, poolMetrics, queryMetrics, type ReportInputs } from './pool-reports.js';
-import { StatementRunner } from './statement-runner.js';
+import { type Done, StatementRunner } from './statement-runner.js';
 import type { PooledConnection, CallLimits, LentConnection, LoanOwner, QueryInput, QueryResult } from './pooled-connection.js';
 import { registerBudget, ServerBudgetTracker, unregisterBudget, type ServerBudget } from './server-budget.js';
 import { PoolStats } from '../stats/pool-stats.js';
@@ -197,20 +197,75 @@ export class ManagedPool implements LoanOwner {
    * CONNECTION_FAILED (the server cannot be reached and the pool has no connection) or POOL_CLOSED.
    */
   acquire(options?: { failFast?: boolean; limits?: CallLimits | undefined }): Promise<PooledConnection> {
-    if (this.#closing) return Promise.reject(new PoolClosedError(this.poolId));
-    const failFast = options?.failFast ?? false;
-    const limits = options?.limits;
-    if (limits?.signal?.aborted) return Promise.reject(new QueryAbortedError(this.poolId, limits.signal.reason));
-    // An open circuit fails the call at once; it is still an acquire that failed (CIRCUIT_OPEN), for the channel.
+    // Settled from outside the executor, so that a leak report's caller stack has no promise frame.
+    let resolve!: (loan: PooledConnection) => void;
+    let reject!: (err: Error) => void;
+    const loan = new Promise<PooledConnection>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.lend(options?.limits, resolve, reject, options?.failFast ?? false);
+    return loan;
+  }
+
+  /**
+   * {@link acquire} with callbacks, for a caller that goes on with the loan at once (db.query).
+   * Exactly one of the two is called, `onError` possibly before this returns. Traced, the acquire
+   * channel sees what it sees from {@link acquire}: start and end around the call, then error (on
+   * failure), asyncStart and asyncEnd when it is answered, `onLoan` / `onError` after them.
+   */
+  lend(limits: CallLimits | undefined, onLoan: (loan: PooledConnection) => void, onError: (err: Error) => void, failFast = false): void {
+    if (this.#closing) {
+      onError(new PoolClosedError(this.poolId));
+      return;
+    }
+    if (limits?.signal?.aborted) {
+      onError(new QueryAbortedError(this.poolId, limits.signal.reason));
+      return;
+    }
     const open = !this.#circuit.admits();
     const stack = open || !this.#leaks.capturesStacks ? undefined : callerStack();
-    if (!tracingActive(acquireChannel)) return open ? Promise.reject(this.#circuitError()) : this.#lender.acquire(undefined, stack, failFast, limits);
+    if (!tracingActive(acquireChannel)) {
+      if (open) onError(this.#circuitError());
+      else this.#lender.lend(undefined, stack, failFast, limits, onLoan, onError);
+      return;
+    }
     const msg: AcquireMessage = {
       poolId: this.poolId,
       pendingAtStart: this.#lender.waiters.size,
       mustWait: this.#gpool.available === 0,
     };
-    return acquireChannel.tracePromise(() => (open ? Promise.reject(this.#circuitError()) : this.#lender.acquire(msg, stack, failFast, limits)), msg);
+    // An answer during start (only a failure can come that soon) waits for end, as a promise's would.
+    let early: Error | undefined;
+    let starting = true;
+    const failed = (err: Error) => {
+      if (starting) {
+        early = err;
+        return;
+      }
+      msg.error = err;
+      acquireChannel.error.publish(msg);
+      acquireChannel.asyncStart.publish(msg);
+      acquireChannel.asyncEnd.publish(msg);
+      onError(err);
+    };
+    const lent = (loan: PooledConnection) => {
+      // As tracePromise does (the message type leaves it out).
+      (msg as { result?: unknown }).result = loan;
+      acquireChannel.asyncStart.publish(msg);
+      acquireChannel.asyncEnd.publish(msg);
+      onLoan(loan);
+    };
+    acquireChannel.start.runStores(msg, () => {
+      try {
+        if (open) failed(this.#circuitError());
+        else this.#lender.lend(msg, stack, failFast, limits, lent, failed);
+      } finally {
+        acquireChannel.end.publish(msg);
+      }
+    });
+    starting = false;
+    if (early !== undefined) failed(early);
   }
 
   #circuitError(): CircuitOpenError {
@@ -330,6 +385,11 @@ export class ManagedPool implements LoanOwner {
   /** @internal Called by {@link PooledConnection.query}. */
   runQuery<R extends pg.QueryResultRow>(loan: PooledConnection, input: QueryInput, values?: unknown[]): Promise<QueryResult<R>> {
     return this.#statements.run<R>(loan, input, values);
+  }
+
+  /** @internal {@link runQuery} answering `done` instead of a promise (db.query's path). */
+  runQueryThen<R extends pg.QueryResultRow>(loan: PooledConnection, input: QueryInput, values: unknown[] | undefined, done: Done): void {
+    this.#statements.runThen<R>(loan, input, values, done);
   }
 
   // ---------------------------------------------------------------- leaks

@@ -49,17 +49,16 @@ export class StatementRunner {
   }
 
   #run<R extends pg.QueryResultRow>(loan: PooledConnection, input: QueryInput, values?: unknown[]): Promise<QueryResult<R>> {
-    const bad = invalidQuery(input, values);
-    if (bad !== undefined) throw new InvalidQueryError(this.poolId, bad);
-    const limits = loan.limits;
-    if (limits !== undefined) {
-      // A call already over: nothing is sent.
-      if (limits.signal?.aborted) throw new QueryAbortedError(this.poolId, limits.signal.reason);
-      if (limits.deadline <= performance.now()) throw new QueryTimeoutError(this.poolId, limits.timeoutMs ?? 0, 'timeoutMs');
-    }
+    const limits = this.#checked(loan, input, values);
     if (!tracingActive(queryChannel)) return this.send<R>(loan.connection, input, values, undefined, limits);
+    const msg = this.#message(loan, input, values);
+    return queryChannel.tracePromise(() => this.send<R>(loan.connection, input, values, msg, limits), msg);
+  }
+
+  /** The query channel's message for a statement. */
+  #message(loan: PooledConnection, input: QueryInput, values: unknown[] | undefined): QueryMessage {
     const s = this.#owner.server();
-    const msg: QueryMessage = {
+    return {
       poolId: this.poolId,
       connectionId: loan.connection.id,
       loanId: loan.id,
@@ -70,17 +69,108 @@ export class StatementRunner {
       serverPort: s.serverPort,
       database: s.database,
     };
-    return queryChannel.tracePromise(() => this.send<R>(loan.connection, input, values, msg, limits), msg);
+  }
+
+  /**
+   * {@link run} answering `done` (once) instead of a promise, for db.query, which sends the statement
+   * from the loan's callback and releases from this one: one promise and one reaction fewer.
+   */
+  runThen<R extends pg.QueryResultRow>(loan: PooledConnection, input: QueryInput, values: unknown[] | undefined, done: Done): void {
+    let limits: CallLimits | undefined;
+    try {
+      limits = this.#checked(loan, input, values);
+    } catch (err) {
+      done(true, err);
+      return;
+    }
+    // Traced, the channel gets what tracePromise would publish, in its order: start and end around
+    // the send (error before end when it throws), then error, asyncStart and asyncEnd on the answer,
+    // whose reaction is registered inside start's stores, as tracePromise's is.
+    const msg = tracingActive(queryChannel) ? this.#message(loan, input, values) : undefined;
+    const failed = (err: unknown) => {
+      if (msg) {
+        msg.error = err;
+        queryChannel.error.publish(msg);
+        queryChannel.asyncStart.publish(msg);
+        queryChannel.asyncEnd.publish(msg);
+      }
+      done(true, err);
+    };
+    let thrown: { err: unknown } | undefined;
+    const sendIt = () => {
+      try {
+        const sending = this.#start<R>(loan.connection, input, values, limits);
+        sending.pending.then(
+          (res) => {
+            let out: QueryResult<R>;
+            try {
+              out = this.#answered(sending, res, msg);
+            } catch (err) {
+              failed(err);
+              return;
+            }
+            if (msg) {
+              (msg as { result?: unknown }).result = out;
+              queryChannel.asyncStart.publish(msg);
+              queryChannel.asyncEnd.publish(msg);
+            }
+            done(false, out);
+          },
+          (err: unknown) => failed(this.#failed(sending, err, msg)),
+        );
+      } catch (err) {
+        // Nothing was sent: no async events follow.
+        if (msg) {
+          msg.error = err;
+          queryChannel.error.publish(msg);
+        }
+        thrown = { err };
+      } finally {
+        if (msg) queryChannel.end.publish(msg);
+      }
+    };
+    if (msg) queryChannel.start.runStores(msg, sendIt);
+    else sendIt();
+    if (thrown !== undefined) done(true, thrown.err);
   }
 
   /** Sends a statement on a lent connection and records it. */
-  async send<R extends pg.QueryResultRow>(
+  send<R extends pg.QueryResultRow>(
     conn: LentConnection,
     input: QueryInput,
     values: unknown[] | undefined,
     msg: QueryMessage | undefined,
     limits?: CallLimits,
   ): Promise<QueryResult<R>> {
+    let sending: Sending<R>;
+    try {
+      sending = this.#start<R>(conn, input, values, limits);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return sending.pending.then(
+      (res) => this.#answered(sending, res, msg),
+      (err: unknown) => {
+        throw this.#failed(sending, err, msg);
+      },
+    );
+  }
+
+  /** The checks of {@link run} that need no message: the call's arguments, and its limits not already over. */
+  #checked(loan: PooledConnection, input: QueryInput, values: unknown[] | undefined): CallLimits | undefined {
+    const bad = invalidQuery(input, values);
+    if (bad !== undefined) throw new InvalidQueryError(this.poolId, bad);
+    const limits = loan.limits;
+    if (limits !== undefined) {
+      // A call already over: nothing is sent.
+      if (limits.signal?.aborted) throw new QueryAbortedError(this.poolId, limits.signal.reason);
+      if (limits.deadline <= performance.now()) throw new QueryTimeoutError(this.poolId, limits.timeoutMs ?? 0, 'timeoutMs');
+    }
+    return limits;
+  }
+
+  /** Hands the statement to pg, timed by the pool's queryTimeoutMs or the call's limits. */
+  #start<R extends pg.QueryResultRow>(conn: LentConnection, input: QueryInput, values: unknown[] | undefined, limits: CallLimits | undefined): Sending<R> {
     const text = typeof input === 'string' ? input : input.text;
     conn.noteQuery(text);
     const timeoutMs = this.#owner.config().queryTimeoutMs;
@@ -90,49 +180,55 @@ export class StatementRunner {
     // another server session, where a statement prepared by name does not exist: send it unnamed
     // (parsed each time, still bound).
     const sent = typeof input === 'string' ? input : this.#owner.config().transactionPooling && input.name ? { ...input, name: undefined } : { ...input };
-    try {
-      const res =
-        limits === undefined || poolTimeoutFirst(limits, timeoutMs)
-          ? await this.#issue<R>(conn, sent, values, timeoutMs)
-          : await this.#withinCall(conn, this.#issue<R>(conn, sent, values, 0), timeoutMs, limits);
-      if (msg) {
-        msg.rowCount = res.rowCount;
-        msg.command = res.command;
-      }
-      // COMMIT (END, PREPARE TRANSACTION) on a failed transaction is answered with ROLLBACK:
-      // nothing was committed, so the caller must not see a success.
-      if (res.command === 'ROLLBACK' && !ROLLBACK_STATEMENT.test(text)) {
-        const first = conn.txFailure;
-        conn.txFailure = undefined;
-        throw new TransactionRolledBackError(this.poolId, first);
-      }
-      if (conn.txFailure !== undefined && conn.client.getTransactionStatus?.() === 'I') conn.txFailure = undefined;
-      this.#recordQuery(conn, text, started, undefined);
-      return res;
-    } catch (caught) {
-      let err = caught;
-      if (err instanceof TransactionRolledBackError) {
-        this.#recordQuery(conn, text, started, err);
-        throw err;
-      }
-      // Timeouts and aborts mark the connection themselves when it cannot be reused.
-      if (!(err instanceof QueryTimeoutError) && !(err instanceof QueryAbortedError) && isConnectionLevelError(err)) conn.markBroken('error');
-      // The pool took the connection back (drain timeout of removePool/restartPool/close, leak
-      // reclaim) while this statement ran: say so with a typed error, not pg's bare termination.
-      if (conn.broken === 'revoked' && !(err instanceof DbPoolError)) {
-        err = new ConnectionRevokedError(this.poolId, conn.revokedReason ?? 'the pool took it back', err);
-      }
-      const sqlState = sqlStateOf(err);
-      // Inside a transaction block the first failure aborts it. (Its ReadyForQuery, which turns the
-      // status to 'E', can arrive after the caller got the error: 'T' counts too.)
-      if (sqlState !== undefined && conn.txFailure === undefined) {
-        const tx = conn.client.getTransactionStatus?.();
-        if (tx === 'T' || tx === 'E') conn.txFailure = sqlState;
-      }
-      this.#recordQuery(conn, text, started, err, sqlState);
-      if (msg && sqlState) msg.sqlState = sqlState;
+    const pending =
+      limits === undefined || poolTimeoutFirst(limits, timeoutMs)
+        ? this.#issue<R>(conn, sent, values, timeoutMs)
+        : this.#withinCall(conn, this.#issue<R>(conn, sent, values, 0), timeoutMs, limits);
+    return { conn, text, started, pending };
+  }
+
+  /** The answer: recorded, or a COMMIT answered with ROLLBACK turned into the error it is (thrown). */
+  #answered<R extends pg.QueryResultRow>(s: Sending<R>, res: QueryResult<R>, msg: QueryMessage | undefined): QueryResult<R> {
+    const { conn, text, started } = s;
+    if (msg) {
+      msg.rowCount = res.rowCount;
+      msg.command = res.command;
+    }
+    // COMMIT (END, PREPARE TRANSACTION) on a failed transaction is answered with ROLLBACK:
+    // nothing was committed, so the caller must not see a success.
+    if (res.command === 'ROLLBACK' && !ROLLBACK_STATEMENT.test(text)) {
+      const first = conn.txFailure;
+      conn.txFailure = undefined;
+      const err = new TransactionRolledBackError(this.poolId, first);
+      this.#recordQuery(conn, text, started, err);
       throw err;
     }
+    if (conn.txFailure !== undefined && conn.client.getTransactionStatus?.() === 'I') conn.txFailure = undefined;
+    this.#recordQuery(conn, text, started, undefined);
+    return res;
+  }
+
+  /** A failure: the connection marked when it cannot be reused, recorded; returns the error the caller gets. */
+  #failed<R extends pg.QueryResultRow>(s: Sending<R>, caught: unknown, msg: QueryMessage | undefined): unknown {
+    const { conn, text, started } = s;
+    let err = caught;
+    // Timeouts and aborts mark the connection themselves when it cannot be reused.
+    if (!(err instanceof QueryTimeoutError) && !(err instanceof QueryAbortedError) && isConnectionLevelError(err)) conn.markBroken('error');
+    // The pool took the connection back (drain timeout of removePool/restartPool/close, leak
+    // reclaim) while this statement ran: say so with a typed error, not pg's bare termination.
+    if (conn.broken === 'revoked' && !(err instanceof DbPoolError)) {
+      err = new ConnectionRevokedError(this.poolId, conn.revokedReason ?? 'the pool took it back', err);
+    }
+    const sqlState = sqlStateOf(err);
+    // Inside a transaction block the first failure aborts it. (Its ReadyForQuery, which turns the
+    // status to 'E', can arrive after the caller got the error: 'T' counts too.)
+    if (sqlState !== undefined && conn.txFailure === undefined) {
+      const tx = conn.client.getTransactionStatus?.();
+      if (tx === 'T' || tx === 'E') conn.txFailure = sqlState;
+    }
+    this.#recordQuery(conn, text, started, err, sqlState);
+    if (msg && sqlState) msg.sqlState = sqlState;
+    return err;
   }
 
   #recordQuery(conn: LentConnection, text: string, started: number, err: unknown, sqlState?: string): void {
@@ -285,6 +381,17 @@ export class StatementRunner {
  */
 function poolTimeoutFirst(limits: CallLimits, queryTimeoutMs: number): boolean {
   return queryTimeoutMs > 0 && !limits.signal && queryTimeoutMs <= limits.deadline - performance.now();
+}
+
+/** How {@link StatementRunner.runThen} answers: `failed` and the error, or the result. */
+export type Done = (failed: boolean, value: unknown) => void;
+
+/** A statement handed to pg, and what recording its answer needs. */
+interface Sending<R extends pg.QueryResultRow> {
+  conn: LentConnection;
+  text: string;
+  started: number;
+  pending: Promise<QueryResult<R>>;
 }
 
 /** pg.Client's query in its callback form (its typings' overloads want a string or a typed config). */

@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { channel, tracingChannel } from 'node:diagnostics_channel';
 import {
   CHANNELS,
@@ -33,6 +33,18 @@ function record<M extends object>(name: string, poolId: string) {
   const ch = tracingChannel<M, M>(name);
   ch.subscribe(handlers as never);
   return { events, stop: () => ch.unsubscribe(handlers as never) };
+}
+
+/** A pool `poolId` of a server nobody listens at, whose circuit opens at the first failed connect. */
+async function unreachable(t: ExecutionContext, poolId: string): Promise<DatabasePool> {
+  const port = await freePort(); // nothing listens there
+  const db = new DatabasePool({
+    pools: { [poolId]: { connection: { host: '127.0.0.1', port }, min: 0, max: 1, acquireTimeoutMs: 2_000 } },
+    logger: null,
+    recovery: { circuitBreakerThreshold: 1, circuitResetMs: 60_000, baseDelayMs: 60_000 },
+  });
+  t.teardown(() => db.close({ drainTimeoutMs: 100 }));
+  return db;
 }
 
 test.serial('with nobody subscribed the core has nothing to publish to', async (t) => {
@@ -139,13 +151,7 @@ test.serial('a failed acquire publishes an error with the typed error', async (t
 test.serial('a call refused by an open circuit is a failed acquire on the channel, with CIRCUIT_OPEN', async (t) => {
   const acquire = record<AcquireMessage>(CHANNELS.acquire, 'down');
   t.teardown(acquire.stop);
-  const port = await freePort(); // nothing listens there
-  const db = new DatabasePool({
-    pools: { down: { connection: { host: '127.0.0.1', port }, min: 0, max: 1, acquireTimeoutMs: 2_000 } },
-    logger: null,
-    recovery: { circuitBreakerThreshold: 1, circuitResetMs: 60_000, baseDelayMs: 60_000 },
-  });
-  t.teardown(() => db.close({ drainTimeoutMs: 100 }));
+  const db = await unreachable(t, 'down');
   const codes: string[] = [];
   const open = () => codes.filter((c) => c === 'CIRCUIT_OPEN').length;
   for (let i = 0; i < 50 && open() < 5; i++) {
@@ -156,4 +162,65 @@ test.serial('a call refused by an open circuit is a failed acquire on the channe
   // Every call the circuit refused is on the channel, not only the ones that were already queued.
   const published = acquire.events.error.map((m) => (m.error as { code?: string }).code);
   t.deepEqual(published, codes);
+});
+
+/** Every event of the acquire and query channels for pool `poolId`, in the order published. */
+function sequence(poolId: string) {
+  const seen: string[] = [];
+  const subs = (['acquire', 'query'] as const).map((kind) => {
+    const ch = tracingChannel(CHANNELS[kind]);
+    const on = (event: string) => (m: unknown) => {
+      if ((m as { poolId?: string }).poolId !== poolId) return;
+      const code = event === 'error' ? `(${(m as { error?: { code?: string } }).error?.code ?? 'pg'})` : '';
+      seen.push(`${kind}.${event}${code}`);
+    };
+    const handlers = { start: on('start'), end: on('end'), asyncStart: on('asyncStart'), asyncEnd: on('asyncEnd'), error: on('error') };
+    ch.subscribe(handlers as never);
+    return () => ch.unsubscribe(handlers as never);
+  });
+  return {
+    seen,
+    take: () => seen.splice(0),
+    stop: () => {
+      for (const u of subs) u();
+    },
+  };
+}
+
+test.serial("db.query publishes what a promise traced by node's tracePromise publishes, in the same order", async (t) => {
+  // db.query takes its loan and sends its statement with callbacks (one promise per call), and
+  // publishes the channels' events itself; withConnection's statement goes through tracePromise.
+  const s = sequence('order');
+  t.teardown(s.stop);
+  const db = newDb(t, { order: { max: 1, min: 0 } });
+  await db.query('order', 'SELECT 1');
+  const ok = s.take();
+  t.deepEqual(ok, ['acquire.start', 'acquire.end', 'acquire.asyncStart', 'acquire.asyncEnd', 'query.start', 'query.end', 'query.asyncStart', 'query.asyncEnd']);
+  await db.withConnection('order', (conn) => conn.query('SELECT 1'));
+  t.deepEqual(s.take(), ok, 'the same as through tracePromise');
+
+  await t.throwsAsync(db.query('order', 'SELECT * FROM missing_table_for_channel_order'));
+  const failed = s.take();
+  await t.throwsAsync(db.withConnection('order', (conn) => conn.query('SELECT * FROM missing_table_for_channel_order')));
+  t.deepEqual(s.take(), failed, 'a failed statement: the same as through tracePromise');
+  t.deepEqual(failed.slice(4), ['query.start', 'query.end', 'query.error(42P01)', 'query.asyncStart', 'query.asyncEnd']);
+
+  // Refused before anything is sent (bad arguments): nothing on the query channel, as before.
+  await t.throwsAsync(db.query('order', 42 as never), { code: 'INVALID_QUERY' });
+  t.deepEqual(s.take(), ['acquire.start', 'acquire.end', 'acquire.asyncStart', 'acquire.asyncEnd']);
+});
+
+test.serial('a refusal known before the acquire starts waiting is published after end, as a rejected promise would be', async (t) => {
+  const s = sequence('refused');
+  t.teardown(s.stop);
+  const db = await unreachable(t, 'refused');
+  for (let i = 0; i < 50; i++) {
+    const err = (await db.query('refused', 'SELECT 1').catch((e: { code?: string }) => e)) as { code?: string };
+    if (err.code === 'CIRCUIT_OPEN') break;
+  }
+  s.take();
+  await t.throwsAsync(db.query('refused', 'SELECT 1'), { code: 'CIRCUIT_OPEN' });
+  t.deepEqual(s.take(), ['acquire.start', 'acquire.end', 'acquire.error(CIRCUIT_OPEN)', 'acquire.asyncStart', 'acquire.asyncEnd']);
+  await t.throwsAsync(db.acquire('refused'), { code: 'CIRCUIT_OPEN' });
+  t.deepEqual(s.take(), ['acquire.start', 'acquire.end', 'acquire.error(CIRCUIT_OPEN)', 'acquire.asyncStart', 'acquire.asyncEnd']);
 });
