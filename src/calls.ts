@@ -80,7 +80,14 @@ export function queryOn<R extends pg.QueryResultRow>(
     (conn) => {
       conn.limits = limits;
       pool.runQueryThen<R>(conn, text, values, (failed, value) => {
-        conn.release();
+        // As a `finally` would: what release throws (a listener of the facade's events) is what
+        // the caller gets; it must not escape into the answer's reaction, an unhandled rejection.
+        try {
+          conn.release();
+        } catch (err) {
+          reject(err);
+          return;
+        }
         if (failed) reject(value);
         else resolve(value as QueryResult<R>);
       });
