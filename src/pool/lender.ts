@@ -74,17 +74,10 @@ export class Lender {
 
   /**
    * Lends a connection: an idle one, a new one, or the next one released, in FIFO order of the
-   * callers. `msg` is the acquire channel's message when someone traces it.
-   */
-  acquire(msg: AcquireMessage | undefined, stack: string | undefined, failFast: boolean, limits?: CallLimits): Promise<PooledConnection> {
-    return new Promise<PooledConnection>((resolve, reject) => this.lend(msg, stack, failFast, limits, resolve, reject));
-  }
-
-  /**
-   * {@link acquire} with callbacks instead of a promise, for a caller that goes on with the loan at
-   * once (db.query: one promise per call instead of one per step). `onLoan` runs in the caller's
-   * async context (it is a reaction to generic-pool's promise, registered here), exactly once, or
-   * `onError` does.
+   * callers. `msg` is the acquire channel's message when someone traces it. Callbacks, not a
+   * promise: db.query goes on with the loan at once (ManagedPool.acquire adds the one promise).
+   * `onLoan` runs in the caller's async context (a reaction to generic-pool's promise, registered
+   * here), exactly once, or `onError` does.
    */
   lend(
     msg: AcquireMessage | undefined,

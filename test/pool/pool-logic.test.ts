@@ -8,7 +8,7 @@ import { createPool } from 'generic-pool';
 import type { ResolvedPoolConfig } from '../../src/config/config.js';
 import { CircuitBreaker } from '../../src/pool/circuit-breaker.js';
 import { Lender, PRIORITY_RANGE } from '../../src/pool/lender.js';
-import type { LentConnection } from '../../src/pool/pooled-connection.js';
+import type { LentConnection, PooledConnection } from '../../src/pool/pooled-connection.js';
 import { PoolStats } from '../../src/stats/pool-stats.js';
 import { type Waiter, WaitingCallers } from '../../src/pool/waiters.js';
 
@@ -167,18 +167,20 @@ function lender(failing: Set<number>, mode: 'at once' | 'after a round trip' | '
       return Promise.reject(new Error('the check failed to answer'));
     },
   });
-  return { l, gpool };
+  /** A loan through the lender's callbacks, as the pool asks for one. */
+  const acquire = () => new Promise<PooledConnection>((resolve, reject) => l.lend(undefined, undefined, false, undefined, resolve, reject));
+  return { l, gpool, acquire };
 }
 
 for (const mode of ['at once', 'after a round trip', 'by rejecting'] as const) {
   test(`a caller whose connection fails the test on borrow (${mode}) is served before those who asked after it`, async (t) => {
     const failing = new Set<number>();
-    const { l, gpool } = lender(failing, mode);
-    const first = await l.acquire(undefined, undefined, false);
+    const { l, gpool, acquire } = lender(failing, mode);
+    const first = await acquire();
     t.is(first.connectionId, 1);
     const order: string[] = [];
-    const a = l.acquire(undefined, undefined, false).then((loan) => (order.push(`a on ${loan.connectionId}`), loan));
-    const b = l.acquire(undefined, undefined, false).then((loan) => (order.push(`b on ${loan.connectionId}`), loan));
+    const a = acquire().then((loan) => (order.push(`a on ${loan.connectionId}`), loan));
+    const b = acquire().then((loan) => (order.push(`b on ${loan.connectionId}`), loan));
     // Connection 1 goes bad while lent: handed to a, it fails the test, is closed, and a asks again.
     failing.add(1);
     first.release();
