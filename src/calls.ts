@@ -65,7 +65,7 @@ export function queryOn<R extends pg.QueryResultRow>(
   text: QueryInput,
   values: unknown[] | undefined,
 ): Promise<QueryResult<R>> {
-  if (replicas !== undefined) return queryOnSteps<R>(pool, replicas, limits, text, values);
+  if (replicas !== undefined) return readOnReplica<R>(pool, replicas, limits, text, values);
   // The loan is taken with callbacks and the statement sent from the first one: one promise for
   // the call and one reaction for its answer, instead of an async function awaiting a promise per
   // step (each a microtask hop, and under an AsyncLocalStorage context manager, async-hook work).
@@ -97,33 +97,25 @@ export function queryOn<R extends pg.QueryResultRow>(
   return call;
 }
 
-/** {@link queryOn} on a replica set: step by step (a read that lost its replica is run again on the primary). */
-async function queryOnSteps<R extends pg.QueryResultRow>(
+/** {@link queryOn} on a replica set: a read that lost its replica mid-way runs again on the primary. */
+async function readOnReplica<R extends pg.QueryResultRow>(
   pool: ManagedPool,
-  replicas: ReplicaSet | undefined,
+  replicas: ReplicaSet,
   limits: CallLimits | undefined,
   text: QueryInput,
   values: unknown[] | undefined,
 ): Promise<QueryResult<R>> {
-  if (replicas) {
-    const { conn, onReplica } = await replicas.acquire(pool);
-    conn.limits = limits;
-    try {
-      return await conn.query<R>(text, values);
-    } catch (err) {
-      // A read that lost its replica mid-way is safe to run again on the primary.
-      if (!onReplica || !unreachable(err)) throw err;
-    } finally {
-      conn.release();
-    }
-  }
-  const conn = await pool.acquire({ limits });
+  const { conn, onReplica } = await replicas.acquire(pool);
   conn.limits = limits;
   try {
     return await conn.query<R>(text, values);
+  } catch (err) {
+    // Safe to run again: it is a read.
+    if (!onReplica || !unreachable(err)) throw err;
   } finally {
     conn.release();
   }
+  return queryOn<R>(pool, undefined, limits, text, values);
 }
 
 /** A loan of `pool` for `fn`, always given back. */

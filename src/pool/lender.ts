@@ -47,7 +47,7 @@ class LoanRequest implements Waiter {
 
   constructor(
     readonly lender: Lender,
-    /** What the loan is made with, from the moment its caller asked (see Lender.acquire). */
+    /** What the loan is made with, from the moment its caller asked (see Lender.lend). */
     readonly started: number,
     readonly startedAt: number,
     readonly msg: AcquireMessage | undefined,

@@ -211,8 +211,9 @@ export class ManagedPool implements LoanOwner {
   /**
    * {@link acquire} with callbacks, for a caller that goes on with the loan at once (db.query).
    * Exactly one of the two is called, `onError` possibly before this returns. Traced, the acquire
-   * channel sees what it sees from {@link acquire}: start and end around the call, then error (on
-   * failure), asyncStart and asyncEnd when it is answered, `onLoan` / `onError` after them.
+   * channel gets what node's tracePromise would publish for a promise of the loan: start and end
+   * around the call, then error (on failure), asyncStart and asyncEnd when it is answered, and
+   * `onLoan` / `onError` after them.
    */
   lend(limits: CallLimits | undefined, onLoan: (loan: PooledConnection) => void, onError: (err: Error) => void, failFast = false): void {
     if (this.#closing) {
