@@ -34,7 +34,7 @@
  * Options: --quick, --only <cases>, --contenders <names> (separated by ";" or ","), --reps N (every
  * case), --seconds S (per segment), --out FILE, --profile <contender> (node --cpu-prof into
  * bench/profiles/; summarise with bench/profile-summary.ts). Cases: cycle, waiters, query (with
- * pgbench when installed), memory, pools, statements. bench/fresh.ts measures one contender's
+ * pgbench when installed), memory, pools, statements, profile (perf, when installed). bench/fresh.ts measures one contender's
  * spread over many fresh processes, with V8 flags (--trace-gc, --trace-deopt...) when asked.
  */
 import { execFileSync } from 'node:child_process';
@@ -47,6 +47,7 @@ import pg from 'pg';
 import { ITEMS, ITEMS_TABLE, NAMES, type OpParams, parseContenderList, type SetupOptions } from './contenders.js';
 import type { LoadOptions, LoadResult, MemorySample } from './measure.js';
 import { fmt, mean, median, paired, range, spread, stdev, table } from './report.js';
+import { nativeProfile, perfAvailable, profileTable } from './native-profile.js';
 import { findPgbench, processesCpuUs, runPgbench, ServerCpu } from './server.js';
 import { SETUP_LABEL, TRACE_SETUPS, type TraceSetup } from './setups.js';
 import { Worker, type ClosedWorker } from './worker-client.js';
@@ -62,7 +63,7 @@ execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd:
 // Options
 // ---------------------------------------------------------------------------------------------
 
-const ALL_CASES = ['cycle', 'query', 'memory', 'pools', 'waiters', 'statements'] as const;
+const ALL_CASES = ['cycle', 'query', 'memory', 'pools', 'waiters', 'statements', 'profile'] as const;
 type CaseName = (typeof ALL_CASES)[number];
 
 const { values: argv } = parseArgs({
@@ -100,6 +101,7 @@ const plan = QUICK
       statementsOps: [1e3, 2e4],
       statementsContenders: ['ours + spans + metrics'],
       scrapes: 3,
+      profile: { procs: 1, segmentMs: 300, warmMs: 200, setups: [] as TraceSetup[] },
     }
   : {
       // The stub cases: 3 repetitions (4 before the query case grew to 22 contenders and 7
@@ -122,6 +124,7 @@ const plan = QUICK
       statementsOps: [1e4, 2e5],
       statementsContenders: ['ours', 'ours + spans + metrics'],
       scrapes: 20,
+      profile: { procs: 3, segmentMs: 2_000, warmMs: 1_500, setups: ['metrics', 'all', 'ratio'] as TraceSetup[] },
     };
 if (argv.reps) plan.reps = plan.queryReps = Number(argv.reps);
 if (argv.seconds) plan.stub.segmentMs = plan.db.segmentMs = Number(argv.seconds) * 1000;
@@ -396,7 +399,7 @@ const databaseUrl = process.env.DATABASE_URL;
 let server: ServerCpu | undefined;
 let serverVersion = 'n/a';
 let createdTable = false;
-const needsDb = cases.has('query') || cases.has('memory');
+const needsDb = cases.has('query') || cases.has('memory') || cases.has('profile');
 
 async function prepareDatabase(): Promise<void> {
   if (!databaseUrl) throw new Error('DATABASE_URL is not set: run through `npm run bench` (scripts/with-postgres.mjs)');
@@ -900,6 +903,37 @@ async function statementsCase(): Promise<void> {
   );
 }
 
+// ---- 6. where the client CPU goes (perf) --------------------------------------------------------
+
+async function profileCase(): Promise<void> {
+  say('\n== where the client CPU goes (perf) ==');
+  const title = '6. Where the client CPU goes on loopback: perf, by area';
+  const pairs: [string, string][] = [['pg.Pool', 'ours'], ...plan.profile.setups.map((s): [string, string] => [NAMES.pgInstrumented(s), NAMES.ours(s)])];
+  if (!perfAvailable()) {
+    section(title, 'Not run: `perf` is not installed here, or may not sample processes (bench/native-profile.ts says what it measures).', '');
+    return;
+  }
+  const p = plan.profile;
+  const body: string[] = [];
+  for (const [theirs, ours] of pairs) {
+    const runs = await nativeProfile({
+      contenders: [theirs, ours],
+      kind: 'select1',
+      databaseUrl: databaseUrl!,
+      procs: p.procs,
+      segmentMs: p.segmentMs,
+      warmMs: p.warmMs,
+      callers: plan.queryCallers,
+    });
+    body.push(`**${ours}** against **${theirs}**, \`SELECT 1\`:`, '', profileTable(runs, [[ours, theirs, 'difference']]), '');
+  }
+  section(
+    title,
+    `Samples of the worker process (\`perf record\`, cpu-clock, 2 999 Hz, every thread of the process; a sleeping thread is not sampled) during one ${fmt(p.segmentMs / 1000, 2)} s segment of ${plan.queryCallers} callers running \`SELECT 1\` (pool max 10), after ${fmt(p.warmMs / 1000, 2)} s of warm-up, in ${p.procs} fresh process${p.procs > 1 ? 'es' : ''} per contender (median). Each sample is counted in the area of the function it fell in, as µs per query: the kernel (the socket write waking the server's backend is most of it), V8's builtins (promise jobs, property access, calls), V8's collector, the rest of V8, Node and libuv, libc, and the JavaScript of each package (named by \`node --perf-basic-prof\`). A V8 CPU profile cannot show this split: it lumps the kernel's share, the builtins and the collector into a few native frames. The last row is the CPU the worker measured for the same segment, to check the samples against. bench/native-profile.ts runs the same on its own.`,
+    body.join('\n'),
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 
 function versions(): string {
@@ -992,6 +1026,7 @@ async function main(): Promise<void> {
       ['memory', heapCase],
       ['pools', poolsCase],
       ['statements', statementsCase],
+      ['profile', profileCase],
     ];
     const took: string[] = [];
     for (const [name, step] of steps) {

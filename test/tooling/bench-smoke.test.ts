@@ -32,6 +32,7 @@ test('npm run bench -- --quick: every case runs and bench/run.ts writes the resu
     '5a. 1 pool vs',
     '5b. Acquire cost',
     '5c. ',
+    '6. Where the client CPU goes',
   ]) {
     t.true(md.includes(`### ${heading}`), heading);
   }
