@@ -41,7 +41,8 @@ export const AREAS = [
   'JS: pg + pg-protocol + pg-types',
   'JS: pg-pool',
   'JS: generic-pool',
-  'JS: ours (dist/)',
+  'JS: ours, core (dist/…/src)',
+  'JS: ours, instrumentation (dist/…/instrumentations)',
   'JS: OpenTelemetry',
   'JS: knex / tarn',
   'JS: harness and other',
@@ -56,7 +57,8 @@ export function areaOf(kernel: boolean, sym: string): Area {
     if (sym.includes('/node_modules/pg-pool/')) return 'JS: pg-pool';
     if (/\/node_modules\/(pg|pg-protocol|pg-types|postgres-[a-z]+)\//.test(sym)) return 'JS: pg + pg-protocol + pg-types';
     if (sym.includes('/node_modules/generic-pool/')) return 'JS: generic-pool';
-    if (sym.includes('/dist/esm/') || sym.includes('/dist/cjs/')) return 'JS: ours (dist/)';
+    if (/\/dist\/(esm|cjs)\/instrumentations\//.test(sym)) return 'JS: ours, instrumentation (dist/…/instrumentations)';
+    if (/\/dist\/(esm|cjs)\//.test(sym)) return 'JS: ours, core (dist/…/src)';
     if (sym.includes('/@opentelemetry/')) return 'JS: OpenTelemetry';
     if (/\/node_modules\/(knex|tarn)\//.test(sym)) return 'JS: knex / tarn';
     if (/ node:/.test(sym)) return 'JS: node internals';
