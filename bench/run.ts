@@ -3,7 +3,7 @@
  * @opentelemetry/instrumentation-pg), knex (bare, with instrumentation-pg, on ours), and pgbench as
  * the server's ceiling.
  *
- *   npm run bench                 # full run (about 17 minutes on an idle 2-core machine), writes bench/results.md
+ *   npm run bench                 # full run (about 24 minutes on an idle 2-core machine), writes bench/results.md
  *   npm run bench -- --quick      # smoke run (about a minute), writes bench/results.quick.md
  *   npm run bench -- --only query --reps 2 --contenders "pg.Pool;ours;ours, metrics only"
  *   npm run bench -- --only cycle --contenders "ours,ours + spans + metrics" --profile ours
@@ -908,7 +908,15 @@ async function statementsCase(): Promise<void> {
 async function profileCase(): Promise<void> {
   say('\n== where the client CPU goes (perf) ==');
   const title = '6. Where the client CPU goes on loopback: perf, by area';
-  const pairs: [string, string][] = [['pg.Pool', 'ours'], ...plan.profile.setups.map((s): [string, string] => [NAMES.pgInstrumented(s), NAMES.ours(s)])];
+  // [baseline, contender]: ours against pg.Pool, what our metrics (and the harness's context manager
+  // and no-op request span) add to ours, ours against instrumentation-pg under each setup, and knex on
+  // ours against knex on its own pool; in the quick run, the first pair only.
+  const pairs: [string, string][] = [
+    ['pg.Pool', 'ours'],
+    ...(plan.profile.setups.length > 0 ? [['ours', NAMES.ours('metrics')] as [string, string]] : []),
+    ...plan.profile.setups.map((s): [string, string] => [NAMES.pgInstrumented(s), NAMES.ours(s)]),
+    ...(plan.profile.setups.length > 0 ? [['knex', 'knex on ours'] as [string, string]] : []),
+  ];
   if (!perfAvailable()) {
     section(title, 'Not run: `perf` is not installed here, or may not sample processes (bench/native-profile.ts says what it measures).', '');
     return;
@@ -929,7 +937,7 @@ async function profileCase(): Promise<void> {
   }
   section(
     title,
-    `Samples of the worker process (\`perf record\`, cpu-clock, 2 999 Hz, every thread of the process; a sleeping thread is not sampled) during one ${fmt(p.segmentMs / 1000, 2)} s segment of ${plan.queryCallers} callers running \`SELECT 1\` (pool max 10), after ${fmt(p.warmMs / 1000, 2)} s of warm-up, in ${p.procs} fresh process${p.procs > 1 ? 'es' : ''} per contender (median). Each sample is counted in the area of the function it fell in, as µs per query: the kernel (the socket write waking the server's backend is most of it), V8's builtins (promise jobs, property access, calls), V8's collector, the rest of V8, Node and libuv, libc, and the JavaScript of each package (named by \`node --perf-basic-prof\`). A V8 CPU profile cannot show this split: it lumps the kernel's share, the builtins and the collector into a few native frames. The last row is the CPU the worker measured for the same segment, to check the samples against. bench/native-profile.ts runs the same on its own.`,
+    `Samples of the worker process (\`perf record\`, cpu-clock, 2 999 Hz, every thread of the process; a sleeping thread is not sampled) during one ${fmt(p.segmentMs / 1000, 2)} s segment of ${plan.queryCallers} callers running \`SELECT 1\` (pool max 10), after ${fmt(p.warmMs / 1000, 2)} s of warm-up, in ${p.procs} fresh process${p.procs > 1 ? 'es' : ''} per contender (median); the difference column is the second contender's median less the first's. Each sample is counted in the area of the function it fell in, as µs per query: the kernel (the socket write waking the server's backend is most of it), V8's builtins (promise jobs, property access, calls), V8's collector, the rest of V8, Node and libuv, libc, and the JavaScript of each package (named by \`node --perf-basic-prof\`). A V8 CPU profile cannot show this split: it lumps the kernel's share, the builtins and the collector into a few native frames. The last row is the CPU the worker measured for the same segment, to check the samples against. bench/native-profile.ts runs the same on its own.`,
     body.join('\n'),
   );
 }
