@@ -9,6 +9,7 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
  *     npx tsx bench/native-profile.ts --contenders "pg.Pool,ours" --kind select1 --procs 3
+ *   ... --contenders "ours,ours, metrics only" --symbols "^V8"   # and the V8 symbols that differ most
  *
  * Method: each contender runs in fresh worker processes (node --perf-basic-prof, so perf can name
  * JIT-compiled functions), one after the other, --procs times in rotating order; in each, 64
@@ -72,8 +73,8 @@ export function areaOf(kernel: boolean, sym: string): Area {
   return 'libc and other native';
 }
 
-/** Samples per area in a `perf record` file. */
-export function samplesByArea(file: string): Map<Area, number> {
+/** Samples per area in a `perf record` file; with `symbols`, also per symbol of the areas it matches. */
+export function samplesByArea(file: string, symbols?: { areas: RegExp; into: Map<string, number> }): Map<Area, number> {
   const out = execFileSync('perf', ['report', '-i', file, '--no-children', '--sort', 'sym', '-F', 'sample,sym', '--stdio'], {
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
@@ -83,8 +84,10 @@ export function samplesByArea(file: string): Map<Area, number> {
   for (const line of out.split('\n')) {
     const m = /^\s*(\d+)\s+\[(.)\]\s+(.*)$/.exec(line);
     if (!m) continue;
-    const area = areaOf(m[2] === 'k', m[3]!.trim());
+    const sym = m[3]!.trim();
+    const area = areaOf(m[2] === 'k', sym);
     byArea.set(area, (byArea.get(area) ?? 0) + Number(m[1]));
+    if (symbols?.areas.test(area)) symbols.into.set(sym, (symbols.into.get(sym) ?? 0) + Number(m[1]));
   }
   return byArea;
 }
@@ -107,6 +110,8 @@ export interface ProfileRun {
   cpuUsPerOp: number;
   /** µs per query by area. */
   areas: Map<Area, number>;
+  /** µs per query by symbol, for the areas NativeProfileOptions.symbols matches. */
+  symbols: Map<string, number>;
 }
 
 export interface NativeProfileOptions {
@@ -117,6 +122,8 @@ export interface NativeProfileOptions {
   segmentMs: number;
   warmMs?: number;
   callers?: number;
+  /** Also count samples per symbol in the areas this matches (e.g. /^V8/). */
+  symbols?: RegExp;
 }
 
 /** Profiles each contender in `procs` fresh processes (rotating order); returns every run. */
@@ -148,11 +155,15 @@ async function profileOnce(name: string, o: NativeProfileOptions, file: string):
     const r = await w.request<LoadResult>({ t: 'run', params: { kind: o.kind }, load: load(o.segmentMs) });
     perf.kill('SIGINT');
     await exited;
-    const samples = samplesByArea(file);
+    const bySymbol = new Map<string, number>();
+    const samples = samplesByArea(file, o.symbols ? { areas: o.symbols, into: bySymbol } : undefined);
     const usPerSample = 1e6 / FREQUENCY;
+    const perOp = (n: number) => (n * usPerSample) / r.ops;
     const areas = new Map<Area, number>();
-    for (const [a, n] of samples) areas.set(a, (n * usPerSample) / r.ops);
-    return { contender: name, ops: r.ops, cpuUsPerOp: r.cpuUs / r.ops, areas };
+    for (const [a, n] of samples) areas.set(a, perOp(n));
+    const symbols = new Map<string, number>();
+    for (const [sym, n] of bySymbol) symbols.set(sym, perOp(n));
+    return { contender: name, ops: r.ops, cpuUsPerOp: r.cpuUs / r.ops, areas, symbols };
   } finally {
     await w.close().catch(() => w.kill());
     fs.rmSync(`/tmp/perf-${pid}.map`, { force: true });
@@ -182,6 +193,17 @@ export function profileTable(runs: readonly ProfileRun[], pairs: readonly (reado
   return table(header, rows);
 }
 
+/** The symbols whose medians differ most between the pair's two contenders (b − a), µs per query. */
+export function symbolTable(runs: readonly ProfileRun[], [a, b]: readonly [string, string], top: number): string {
+  const names = new Set(runs.flatMap((r) => [...r.symbols.keys()]));
+  const med = (name: string, sym: string) => median(runs.filter((r) => r.contender === name).map((r) => r.symbols.get(sym) ?? 0));
+  const rows = [...names].map((sym) => ({ sym, a: med(a, sym), b: med(b, sym) })).sort((x, y) => Math.abs(y.b - y.a) - Math.abs(x.b - x.a));
+  return table(
+    ['symbol', a, b, 'difference'],
+    rows.slice(0, top).map((r) => [r.sym.length > 100 ? `${r.sym.slice(0, 100)}…` : r.sym, fmt(r.a, 2), fmt(r.b, 2), signed(r.b - r.a)]),
+  );
+}
+
 function signed(x: number): string {
   return `${x >= 0 ? '+' : '−'}${fmt(Math.abs(x), 2)}`;
 }
@@ -193,12 +215,17 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       kind: { type: 'string', default: 'select1' },
       procs: { type: 'string', default: '3' },
       seconds: { type: 'string', default: '3' },
+      /** --symbols "^V8": also list the symbols of these areas that differ most between two contenders. */
+      symbols: { type: 'string' },
+      top: { type: 'string', default: '25' },
     },
   });
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is required (a PostgreSQL on loopback)');
   if (!perfAvailable()) throw new Error('perf is not installed, or may not sample processes here');
   const contenders = parseContenderList(o.contenders!);
-  const runs = await nativeProfile({ contenders, kind: o.kind as OpKind, databaseUrl, procs: Number(o.procs), segmentMs: Number(o.seconds) * 1000 });
+  const symbols = o.symbols === undefined ? undefined : new RegExp(o.symbols);
+  const runs = await nativeProfile({ contenders, kind: o.kind as OpKind, databaseUrl, procs: Number(o.procs), segmentMs: Number(o.seconds) * 1000, symbols });
   console.log(profileTable(runs, contenders.length === 2 ? [[contenders[1]!, contenders[0]!]] : []));
+  if (symbols && contenders.length === 2) console.log(`\n${symbolTable(runs, [contenders[0]!, contenders[1]!], Number(o.top))}`);
 }

@@ -9,7 +9,18 @@
  * hot path: attribute sets come from caches (`_queryAttrs`, PoolAttrs), and an operation's state
  * rides on its channel message (`_put` / `_take`).
  */
-import { context, isSpanContextValid, SpanKind, trace, type Attributes, type Context, type Span, type SpanContext, type SpanOptions } from '@opentelemetry/api';
+import {
+  context,
+  INVALID_TRACEID,
+  isSpanContextValid,
+  SpanKind,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+  type SpanContext,
+  type SpanOptions,
+} from '@opentelemetry/api';
 import { describeQuery } from '../src/internal.js';
 import type {
   AcquireMessage,
@@ -201,7 +212,9 @@ export abstract class DbPoolInstrumentationSpans extends DbPoolInstrumentationMe
 
   private _trackLoan(connectionId: number, loanId: number, spanContext: SpanContext | undefined, waitMs: number | undefined): void {
     const loans = this._loanTraces!;
-    if (spanContext === undefined || !isSpanContextValid(spanContext)) {
+    // The all-zero trace id first: with no tracer provider (metrics only) every loan's context is
+    // that one, and isSpanContextValid would run its regular expression on it for each loan.
+    if (spanContext === undefined || spanContext.traceId === INVALID_TRACEID || !isSpanContextValid(spanContext)) {
       loans.delete(connectionId);
       return;
     }
