@@ -10,8 +10,8 @@
  * Workers run one at a time, so whatever a worker prints sits between this script's
  * "=== process" markers. Without DATABASE_URL the stub client is used (select1 and param run on it).
  */
-import pg from 'pg';
-import { ITEMS, ITEMS_TABLE, type OpKind, parseContenderList } from './contenders.js';
+import { type OpKind, parseContenderList } from './contenders.js';
+import { dropItemsTable, ensureItemsTable } from './items-table.js';
 import type { LoadResult } from './measure.js';
 import { fmt, mean, median, range, stdev } from './report.js';
 import { Worker } from './worker-client.js';
@@ -39,27 +39,6 @@ const kind = o.kind as OpKind;
 const callers = Number(o.callers);
 const nodeFlags = o['node-flags']?.split(/\s+/).filter(Boolean) ?? [];
 const databaseUrl = process.env.DATABASE_URL;
-
-async function ensureTable(): Promise<boolean> {
-  if (!databaseUrl) return false;
-  const c = new pg.Client({ connectionString: databaseUrl });
-  await c.connect();
-  try {
-    if ((await c.query('SELECT 1 FROM pg_class WHERE relname = $1', [ITEMS_TABLE])).rowCount! > 0) return false;
-    await c.query(`CREATE TABLE ${ITEMS_TABLE} (id int PRIMARY KEY, name text NOT NULL, price numeric(10, 2) NOT NULL)`);
-    await c.query(`INSERT INTO ${ITEMS_TABLE} SELECT i, 'item ' || i, (i % 100) + 0.99 FROM generate_series(1, ${ITEMS}) i`);
-    await c.query(`ANALYZE ${ITEMS_TABLE}`);
-    return true;
-  } finally {
-    await c.end();
-  }
-}
-
-async function dropTable(): Promise<void> {
-  const c = new pg.Client({ connectionString: databaseUrl });
-  await c.connect();
-  await c.query(`DROP TABLE IF EXISTS ${ITEMS_TABLE}`).finally(() => c.end());
-}
 
 interface ProcResult {
   name: string;
@@ -90,14 +69,14 @@ async function oneProcess(name: string, k: number): Promise<ProcResult> {
   }
 }
 
-const created = await ensureTable();
+const created = databaseUrl ? await ensureItemsTable(databaseUrl) : false;
 const all: ProcResult[] = [];
 try {
   for (let k = 0; k < procs; k++) {
     for (const name of contenders) all.push(await oneProcess(name, k));
   }
 } finally {
-  if (created) await dropTable();
+  if (created) await dropItemsTable(databaseUrl!);
 }
 
 const lines: string[] = [];

@@ -24,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type OpKind, parseContenderList } from './contenders.js';
+import { dropItemsTable, ensureItemsTable } from './items-table.js';
 import type { LoadResult } from './measure.js';
 import { fmt, median, table } from './report.js';
 import { Worker } from './worker-client.js';
@@ -155,6 +156,7 @@ async function profileOnce(name: string, o: NativeProfileOptions, file: string):
     const r = await w.request<LoadResult>({ t: 'run', params: { kind: o.kind }, load: load(o.segmentMs) });
     perf.kill('SIGINT');
     await exited;
+    if (r.errors > 0) throw new Error(`${name}: ${r.errors} failed queries (${r.firstError})`);
     const bySymbol = new Map<string, number>();
     const samples = samplesByArea(file, o.symbols ? { areas: o.symbols, into: bySymbol } : undefined);
     const usPerSample = 1e6 / FREQUENCY;
@@ -225,7 +227,16 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (!perfAvailable()) throw new Error('perf is not installed, or may not sample processes here');
   const contenders = parseContenderList(o.contenders!);
   const symbols = o.symbols === undefined ? undefined : new RegExp(o.symbols);
-  const runs = await nativeProfile({ contenders, kind: o.kind as OpKind, databaseUrl, procs: Number(o.procs), segmentMs: Number(o.seconds) * 1000, symbols });
+  // The parameterized select reads a table of its own, made for the run.
+  const created = o.kind === 'param' ? await ensureItemsTable(databaseUrl) : false;
+  const runs = await nativeProfile({
+    contenders,
+    kind: o.kind as OpKind,
+    databaseUrl,
+    procs: Number(o.procs),
+    segmentMs: Number(o.seconds) * 1000,
+    symbols,
+  }).finally(() => created && dropItemsTable(databaseUrl));
   console.log(profileTable(runs, contenders.length === 2 ? [[contenders[1]!, contenders[0]!]] : []));
   if (symbols && contenders.length === 2) console.log(`\n${symbolTable(runs, [contenders[0]!, contenders[1]!], Number(o.top))}`);
 }

@@ -47,6 +47,7 @@ import pg from 'pg';
 import { ITEMS, ITEMS_TABLE, NAMES, type OpParams, parseContenderList, type SetupOptions } from './contenders.js';
 import type { LoadOptions, LoadResult, MemorySample } from './measure.js';
 import { fmt, mean, median, paired, range, spread, stdev, table } from './report.js';
+import { dropItemsTable, ensureItemsTable } from './items-table.js';
 import { nativeProfile, perfAvailable, profileTable } from './native-profile.js';
 import { findPgbench, processesCpuUs, runPgbench, ServerCpu } from './server.js';
 import { SETUP_LABEL, TRACE_SETUPS, type TraceSetup } from './setups.js';
@@ -409,23 +410,14 @@ async function prepareDatabase(): Promise<void> {
     serverVersion = (await c.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
     const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     server = ServerCpu.fromBackend(pid);
-    const exists = (await c.query('SELECT 1 FROM pg_class WHERE relname = $1', [ITEMS_TABLE])).rowCount! > 0;
-    if (!exists) {
-      await c.query(`CREATE TABLE ${ITEMS_TABLE} (id int PRIMARY KEY, name text NOT NULL, price numeric(10, 2) NOT NULL)`);
-      await c.query(`INSERT INTO ${ITEMS_TABLE} SELECT i, 'item ' || i, (i % 100) + 0.99 FROM generate_series(1, ${ITEMS}) i`);
-      await c.query(`ANALYZE ${ITEMS_TABLE}`);
-      createdTable = true;
-    }
   } finally {
     await c.end();
   }
+  createdTable = await ensureItemsTable(databaseUrl);
 }
 
 async function dropTable(): Promise<void> {
-  if (!createdTable || !databaseUrl) return;
-  const c = new pg.Client({ connectionString: databaseUrl });
-  await c.connect();
-  await c.query(`DROP TABLE IF EXISTS ${ITEMS_TABLE}`).finally(() => c.end());
+  if (createdTable && databaseUrl) await dropItemsTable(databaseUrl);
 }
 
 // ---- 1. connection cycle ----------------------------------------------------------------------
