@@ -150,7 +150,12 @@ async function profileOnce(name: string, o: NativeProfileOptions, file: string):
     const load = (ms: number) => ({ callers: o.callers ?? 64, durationMs: ms, yieldEvery: 0 });
     await w.request<LoadResult>({ t: 'run', params: { kind: o.kind }, load: load(o.warmMs ?? 1_500) });
     const perf = spawn('perf', ['record', '-q', '-F', String(FREQUENCY), '-p', String(pid), '-o', file], { stdio: 'ignore' });
-    const exited = new Promise<void>((resolve) => perf.once('exit', () => resolve()));
+    // A perf that cannot start (or attach) ends the wait too: its samples then come out empty, and the
+    // table's last two rows disagree.
+    const exited = new Promise<void>((resolve) => {
+      perf.once('exit', () => resolve());
+      perf.once('error', () => resolve());
+    });
     // perf has attached once it has written its file's header.
     for (let i = 0; i < 100 && !(fs.existsSync(file) && fs.statSync(file).size > 0); i++) await new Promise((r) => setTimeout(r, 20));
     const r = await w.request<LoadResult>({ t: 'run', params: { kind: o.kind }, load: load(o.segmentMs) });
