@@ -16,11 +16,14 @@
  * callers run 1.5 s of warm-up, then perf samples the process's threads (cpu-clock, 2 999 Hz: a
  * sleeping thread is not sampled) while it runs one segment. Samples × period / queries = µs per
  * query, beside the CPU the worker measured for the same segment. Medians over the processes.
+ * perf is attached with its events off and switched on (its control descriptor acknowledges it)
+ * right before the segment starts.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type OpKind, parseContenderList } from './contenders.js';
@@ -149,15 +152,16 @@ async function profileOnce(name: string, o: NativeProfileOptions, file: string):
     await w.request({ t: 'setup', name, options: { databaseUrl: o.databaseUrl } });
     const load = (ms: number) => ({ callers: o.callers ?? 64, durationMs: ms, yieldEvery: 0 });
     await w.request<LoadResult>({ t: 'run', params: { kind: o.kind }, load: load(o.warmMs ?? 1_500) });
-    const perf = spawn('perf', ['record', '-q', '-F', String(FREQUENCY), '-p', String(pid), '-o', file], { stdio: 'ignore' });
-    // A perf that cannot start (or attach) ends the wait too: its samples then come out empty, and the
-    // table's last two rows disagree.
+    // Attached with its events off (-D -1), then switched on through its control descriptor; its
+    // "ack" says sampling has started, so the segment starts after it.
+    const perf = spawn('perf', ['record', '-q', '-F', String(FREQUENCY), '-p', String(pid), '-o', file, '-D', '-1', '--control', 'fd:3,4'], {
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<void>((resolve) => {
       perf.once('exit', () => resolve());
       perf.once('error', () => resolve());
     });
-    // perf has attached once it has written its file's header.
-    for (let i = 0; i < 100 && !(fs.existsSync(file) && fs.statSync(file).size > 0); i++) await new Promise((r) => setTimeout(r, 20));
+    await enableSampling(perf, exited);
     const r = await w.request<LoadResult>({ t: 'run', params: { kind: o.kind }, load: load(o.segmentMs) });
     perf.kill('SIGINT');
     await exited;
@@ -176,6 +180,21 @@ async function profileOnce(name: string, o: NativeProfileOptions, file: string):
     fs.rmSync(`/tmp/perf-${pid}.map`, { force: true });
     fs.rmSync(file, { force: true });
   }
+}
+
+/** Sends perf `enable` on its control descriptor and waits for its `ack`; fails if perf exits first. */
+async function enableSampling(perf: ChildProcess, exited: Promise<void>): Promise<void> {
+  const ctl = perf.stdio[3] as Writable;
+  const ack = perf.stdio[4] as Readable;
+  const acked = new Promise<boolean>((resolve) => {
+    let text = '';
+    ack.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (text.includes('ack')) resolve(true);
+    });
+  });
+  ctl.write('enable\n');
+  if (!(await Promise.race([acked, exited.then(() => false)]))) throw new Error('perf exited before it started sampling');
 }
 
 /**
@@ -234,14 +253,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const symbols = o.symbols === undefined ? undefined : new RegExp(o.symbols);
   // The parameterized select reads a table of its own, made for the run.
   const created = o.kind === 'param' ? await ensureItemsTable(databaseUrl) : false;
-  const runs = await nativeProfile({
-    contenders,
-    kind: o.kind as OpKind,
-    databaseUrl,
-    procs: Number(o.procs),
-    segmentMs: Number(o.seconds) * 1000,
-    symbols,
-  }).finally(() => created && dropItemsTable(databaseUrl));
+  let runs: ProfileRun[];
+  try {
+    runs = await nativeProfile({ contenders, kind: o.kind as OpKind, databaseUrl, procs: Number(o.procs), segmentMs: Number(o.seconds) * 1000, symbols });
+  } finally {
+    if (created) await dropItemsTable(databaseUrl);
+  }
   console.log(profileTable(runs, contenders.length === 2 ? [[contenders[1]!, contenders[0]!]] : []));
   if (symbols && contenders.length === 2) console.log(`\n${symbolTable(runs, [contenders[0]!, contenders[1]!], Number(o.top))}`);
 }

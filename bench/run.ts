@@ -102,7 +102,7 @@ const plan = QUICK
       statementsOps: [1e3, 2e4],
       statementsContenders: ['ours + spans + metrics'],
       scrapes: 3,
-      profile: { procs: 1, segmentMs: 300, warmMs: 200, setups: [] as TraceSetup[] },
+      profile: { procs: 1, segmentMs: 300, warmMs: 200, pairs: [['pg.Pool', 'ours']] as [string, string][] },
     }
   : {
       // The stub cases: 3 repetitions (4 before the query case grew to 22 contenders and 7
@@ -125,7 +125,20 @@ const plan = QUICK
       statementsOps: [1e4, 2e5],
       statementsContenders: ['ours', 'ours + spans + metrics'],
       scrapes: 20,
-      profile: { procs: 3, segmentMs: 2_000, warmMs: 1_500, setups: ['metrics', 'all', 'ratio'] as TraceSetup[] },
+      // [baseline, contender]: ours against pg.Pool, what our metrics (and the harness's context
+      // manager and no-op request span) add to ours, ours against instrumentation-pg under each
+      // setup, and knex on ours against knex on its own pool.
+      profile: {
+        procs: 3,
+        segmentMs: 2_000,
+        warmMs: 1_500,
+        pairs: [
+          ['pg.Pool', 'ours'],
+          ['ours', NAMES.ours('metrics')],
+          ...(['metrics', 'all', 'ratio'] as const).map((s): [string, string] => [NAMES.pgInstrumented(s), NAMES.ours(s)]),
+          ['knex', 'knex on ours'],
+        ] as [string, string][],
+      },
     };
 if (argv.reps) plan.reps = plan.queryReps = Number(argv.reps);
 if (argv.seconds) plan.stub.segmentMs = plan.db.segmentMs = Number(argv.seconds) * 1000;
@@ -900,22 +913,13 @@ async function statementsCase(): Promise<void> {
 async function profileCase(): Promise<void> {
   say('\n== where the client CPU goes (perf) ==');
   const title = '6. Where the client CPU goes on loopback: perf, by area';
-  // [baseline, contender]: ours against pg.Pool, what our metrics (and the harness's context manager
-  // and no-op request span) add to ours, ours against instrumentation-pg under each setup, and knex on
-  // ours against knex on its own pool; in the quick run, the first pair only.
-  const pairs: [string, string][] = [
-    ['pg.Pool', 'ours'],
-    ...(plan.profile.setups.length > 0 ? [['ours', NAMES.ours('metrics')] as [string, string]] : []),
-    ...plan.profile.setups.map((s): [string, string] => [NAMES.pgInstrumented(s), NAMES.ours(s)]),
-    ...(plan.profile.setups.length > 0 ? [['knex', 'knex on ours'] as [string, string]] : []),
-  ];
   if (!perfAvailable()) {
     section(title, 'Not run: `perf` is not installed here, or may not sample processes (bench/native-profile.ts says what it measures).', '');
     return;
   }
   const p = plan.profile;
   const body: string[] = [];
-  for (const [theirs, ours] of pairs) {
+  for (const [theirs, ours] of plan.profile.pairs) {
     const runs = await nativeProfile({
       contenders: [theirs, ours],
       kind: 'select1',
